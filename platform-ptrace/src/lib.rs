@@ -1,0 +1,2 @@
+//! The ptrace implementation of `sentry::platform::Platform`.
+#![deny(unsafe_code)]

@@ -1,0 +1,2 @@
+//! The kernel core: `Kernel`, the task set and PID namespace, thread groups,
+//! tasks and their run loop, signals, timers and clocks.

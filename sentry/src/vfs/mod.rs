@@ -1,0 +1,2 @@
+//! Files: file descriptions, the fd table, the overlay root filesystem,
+//! path resolution, devices, procfs and pipes.
