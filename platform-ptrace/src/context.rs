@@ -1,0 +1,321 @@
+//! [`PtraceContext`]: one stub process, one application thread, driven by
+//! `PTRACE_SYSEMU` from the thread that created it.
+//!
+//! Invariants:
+//! - only the creating (tracer) thread calls into the context; the type is
+//!   `!Send` to enforce it;
+//! - outside `switch` the stub is in a ptrace-stop (syscall-entry-stop or
+//!   signal-delivery-stop), so registers and memory operations are legal;
+//! - `cached` is `Some(r)` only if the stub's registers are exactly `r`.
+
+use std::marker::PhantomData;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::unistd::Pid;
+use sentry::platform::{
+    Context, Event, Fault, FpState, Interrupter, PlatformError, Prot, Registers,
+};
+
+use crate::inject::Injection;
+use crate::interrupt::StubInterrupter;
+use crate::regs;
+use crate::stub::STUB_BASE;
+
+/// A ptrace-stop of the stub, decoded from the wait status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Syscall-entry-stop (`SIGTRAP | 0x80` with `PTRACE_O_TRACESYSGOOD`).
+    SyscallEntry,
+    /// Signal-delivery-stop (or, for `SIGSTOP` & co., possibly a
+    /// group-stop) with this signal.
+    Signal(i32),
+}
+
+/// Host signals that report a synchronous fault of application code.
+pub(crate) fn is_fault_signal(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP
+    )
+}
+
+/// A context of the ptrace platform.
+pub struct PtraceContext {
+    /// The stub's pid (= its only thread's tid). Owned: killed and reaped
+    /// on drop.
+    pub(crate) tid: i32,
+    /// The stub's registers at its creation stop: source of the segment
+    /// selectors and the template of injected system calls.
+    pub(crate) init: libc::user_regs_struct,
+    /// The registers the stub holds, when known (see module invariants).
+    pub(crate) cached: Option<libc::user_regs_struct>,
+    /// A kick arrived while the sentry was using the stub (during an
+    /// injected system call) and was suppressed there; the next `switch`
+    /// returns `Interrupted` without running.
+    pub(crate) pending_interrupt: bool,
+    /// Address of `syscall; int3` in the stub.
+    pub(crate) syscall_addr: u64,
+    /// The memory file's fd number (the same in the stub).
+    memfd: RawFd,
+    /// Size of the XSAVE area (`NT_X86_XSTATE` regset).
+    fp_size: usize,
+    interrupter: Arc<StubInterrupter>,
+    /// Set once the stub is known dead (reaped by `wait_stop`).
+    dead: bool,
+    /// `!Send`/`!Sync`: ptrace requests are valid only from the tracer.
+    _tracer_thread: PhantomData<*const ()>,
+}
+
+impl PtraceContext {
+    pub(crate) fn new(
+        tid: i32,
+        init: libc::user_regs_struct,
+        syscall_addr: u64,
+        memfd: RawFd,
+        fp_size: usize,
+    ) -> PtraceContext {
+        PtraceContext {
+            tid,
+            init,
+            cached: None,
+            pending_interrupt: false,
+            syscall_addr,
+            memfd,
+            fp_size,
+            interrupter: Arc::new(StubInterrupter::new(tid)),
+            dead: false,
+            _tracer_thread: PhantomData,
+        }
+    }
+
+    /// The stub's host pid (for diagnostics and tests: `/proc/<pid>`).
+    pub fn stub_pid(&self) -> i32 {
+        self.tid
+    }
+
+    /// The error for a failed ptrace request `op`. `ESRCH` on a stub that
+    /// should be in a ptrace-stop means it was killed meanwhile: collect
+    /// its exit status and report `StubDied`.
+    pub(crate) fn ptrace_error(&mut self, op: &'static str, errno: Errno) -> PlatformError {
+        if errno == Errno::ESRCH && !self.dead {
+            if let Ok(status) = crate::sys::wait_raw(self.tid) {
+                if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                    self.mark_dead();
+                    return PlatformError::StubDied {
+                        tid: self.tid,
+                        status,
+                    };
+                }
+            }
+        }
+        PlatformError::Ptrace {
+            op,
+            tid: self.tid,
+            source: std::io::Error::from(errno),
+        }
+    }
+
+    fn mark_dead(&mut self) {
+        self.dead = true;
+        self.interrupter.disarm();
+    }
+
+    /// Waits for the next ptrace-stop; a stub that exited or was killed
+    /// becomes `StubDied`.
+    pub(crate) fn wait_stop(&mut self) -> Result<Stop, PlatformError> {
+        loop {
+            let status =
+                crate::sys::wait_raw(self.tid).map_err(|source| PlatformError::Ptrace {
+                    op: "waitpid",
+                    tid: self.tid,
+                    source,
+                })?;
+            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                self.mark_dead();
+                return Err(PlatformError::StubDied {
+                    tid: self.tid,
+                    status,
+                });
+            }
+            if libc::WIFSTOPPED(status) {
+                let sig = libc::WSTOPSIG(status);
+                if sig == libc::SIGTRAP | 0x80 {
+                    return Ok(Stop::SyscallEntry);
+                }
+                return Ok(Stop::Signal(sig));
+            }
+            // WIFCONTINUED: not a stop; keep waiting.
+        }
+    }
+
+    fn fault(&mut self, signo: i32) -> Result<Fault, PlatformError> {
+        let info = ptrace::getsiginfo(Pid::from_raw(self.tid))
+            .map_err(|e| self.ptrace_error("PTRACE_GETSIGINFO", e))?;
+        Ok(Fault {
+            signo,
+            code: info.si_code,
+            addr: crate::sys::siginfo_addr(&info),
+            // ptrace's siginfo carries no page-fault error code.
+            write: None,
+        })
+    }
+
+    /// Refuses ranges that would touch the stub's own page.
+    fn check_range(&self, syscall: &'static str, addr: u64, len: u64) -> Result<(), PlatformError> {
+        match addr.checked_add(len) {
+            Some(end) if end <= STUB_BASE => Ok(()),
+            _ => Err(PlatformError::Injected {
+                syscall,
+                tid: self.tid,
+                errno: libc::EINVAL,
+            }),
+        }
+    }
+}
+
+fn prot_bits(prot: Prot) -> u64 {
+    let mut bits = 0;
+    if prot.read {
+        bits |= libc::PROT_READ;
+    }
+    if prot.write {
+        bits |= libc::PROT_WRITE;
+    }
+    if prot.exec {
+        bits |= libc::PROT_EXEC;
+    }
+    bits as u64
+}
+
+impl Context for PtraceContext {
+    fn switch(&mut self, regs: &mut Registers) -> Result<Event, PlatformError> {
+        if self.dead {
+            return Err(PlatformError::StubDied {
+                tid: self.tid,
+                status: 0,
+            });
+        }
+        if std::mem::take(&mut self.pending_interrupt) {
+            return Ok(Event::Interrupted);
+        }
+        let pid = Pid::from_raw(self.tid);
+        let want = regs::for_resume(regs, &self.init);
+        if !self.cached.as_ref().is_some_and(|c| regs::same(c, &want)) {
+            self.cached = None;
+            ptrace::setregs(pid, want).map_err(|e| match e {
+                Errno::ESRCH => self.ptrace_error("PTRACE_SETREGS", e),
+                _ => PlatformError::BadRegisters(std::io::Error::from(e)),
+            })?;
+        }
+        self.cached = None;
+        ptrace::sysemu(pid, None).map_err(|e| self.ptrace_error("PTRACE_SYSEMU", e))?;
+        let event = match self.wait_stop()? {
+            Stop::SyscallEntry => Event::Syscall,
+            Stop::Signal(sig) if is_fault_signal(sig) => Event::Fault(self.fault(sig)?),
+            // The kick, or any other host signal: suppressed (the next
+            // resume passes no signal) and not the application's business.
+            Stop::Signal(_) => Event::Interrupted,
+        };
+        let host = ptrace::getregs(pid).map_err(|e| self.ptrace_error("PTRACE_GETREGS", e))?;
+        regs::from_host(&host, regs);
+        self.cached = Some(host);
+        Ok(event)
+    }
+
+    fn get_fp(&mut self, fp: &mut FpState) -> Result<(), PlatformError> {
+        fp.bytes.resize(self.fp_size, 0);
+        let len = crate::sys::get_xstate(self.tid, &mut fp.bytes).map_err(|source| {
+            PlatformError::Ptrace {
+                op: "PTRACE_GETREGSET",
+                tid: self.tid,
+                source,
+            }
+        })?;
+        fp.bytes.truncate(len);
+        Ok(())
+    }
+
+    fn set_fp(&mut self, fp: &FpState) -> Result<(), PlatformError> {
+        if fp.bytes.len() != self.fp_size {
+            return Err(PlatformError::BadRegisters(
+                std::io::Error::from_raw_os_error(libc::EINVAL),
+            ));
+        }
+        crate::sys::set_xstate(self.tid, &fp.bytes).map_err(PlatformError::BadRegisters)
+    }
+
+    fn map(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        file_offset: u64,
+    ) -> Result<(), PlatformError> {
+        self.check_range("mmap", addr, len)?;
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        let args = [
+            addr,
+            len,
+            prot_bits(prot),
+            flags,
+            self.memfd as u64,
+            file_offset,
+        ];
+        let got = Injection::new(self).syscall("mmap", libc::SYS_mmap, args)?;
+        if got != addr {
+            // MAP_FIXED never moves a mapping; this would be a host bug.
+            return Err(PlatformError::Injected {
+                syscall: "mmap",
+                tid: self.tid,
+                errno: libc::EINVAL,
+            });
+        }
+        Ok(())
+    }
+
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<(), PlatformError> {
+        self.check_range("munmap", addr, len)?;
+        Injection::new(self).syscall("munmap", libc::SYS_munmap, [addr, len, 0, 0, 0, 0])?;
+        Ok(())
+    }
+
+    fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), PlatformError> {
+        self.check_range("mprotect", addr, len)?;
+        let args = [addr, len, prot_bits(prot), 0, 0, 0];
+        Injection::new(self).syscall("mprotect", libc::SYS_mprotect, args)?;
+        Ok(())
+    }
+
+    fn interrupter(&self) -> Arc<dyn Interrupter> {
+        self.interrupter.clone()
+    }
+}
+
+impl Drop for PtraceContext {
+    fn drop(&mut self) {
+        self.interrupter.disarm();
+        if self.dead {
+            return;
+        }
+        // SIGKILL ends a traced stub from any stop; then reap it so no
+        // zombie is left and the pid cannot be confused with a live stub.
+        if let Err(err) = nix::sys::signal::kill(Pid::from_raw(self.tid), nix::sys::signal::SIGKILL)
+        {
+            tracing::warn!(tid = self.tid, %err, "killing stub failed");
+            return;
+        }
+        loop {
+            match crate::sys::wait_raw(self.tid) {
+                Ok(status) if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) => break,
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::warn!(tid = self.tid, %err, "reaping stub failed");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Stub processes: the code page and the creation of a stub.
+//!
+//! A stub is a host process whose address space holds nothing but one page
+//! of position-independent code at [`STUB_BASE`] (DESIGN.md point 3). It is
+//! created by the tracer thread with a raw `clone(SIGCHLD)` (a `fork`
+//! without glibc's atfork handlers). The child runs only raw,
+//! async-signal-safe system calls (it is a copy of a multi-threaded process:
+//! it must not allocate or take locks):
+//!
+//! 1. `prctl(PR_SET_PDEATHSIG, SIGKILL)`, then checks `getppid()` so a
+//!    sentry that died before the `prctl` is noticed;
+//! 2. `ptrace(PTRACE_TRACEME)`: the forking thread becomes the tracer;
+//! 3. unblocks every signal (an interrupt must never stay pending unseen);
+//! 4. unregisters the restartable-sequences area glibc registered for the
+//!    forking thread (inherited by `fork`): once the area is unmapped, the
+//!    host kernel's next rseq update on return to user mode would fail and
+//!    kill the stub with `SIGSEGV`/`SI_KERNEL` (Linux `kernel/rseq.c:
+//!    rseq_handle_notify_resume()`, `force_sigsegv`);
+//! 5. `close_range` around the memory file: the only fd it keeps;
+//! 6. moves the sentry's copy of the code page to [`STUB_BASE`]
+//!    (`mremap`, unless it already is there) and jumps into it.
+//!
+//! The code page then unmaps everything below and above itself (this also
+//! removes the host vDSO and vvar: the guest must not use the host's) and
+//! stops itself with `SIGSTOP`; the tracer sees that stop, sets
+//! `PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD` and the stub is ready.
+//!
+//! The page also holds the `syscall; int3` sequence injected system calls
+//! run ([`StubPage::syscall_addr`]).
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::OnceLock;
+
+/// Base of the stub's code page in every stub, and one past the highest
+/// application address: `[STUB_BASE, TASK_SIZE)` belongs to the platform.
+///
+/// Chosen just below the top of the 47-bit user address space (Linux
+/// `TASK_SIZE_MAX` = 0x7fff_ffff_f000), 64 KiB-aligned, so the guest keeps
+/// almost all of it and its stack sits where Linux would put it.
+pub const STUB_BASE: u64 = 0x7fff_ffff_0000;
+
+/// One past the highest user address on x86-64 with 4-level paging
+/// (Linux `arch/x86/include/asm/page_64_types.h: TASK_SIZE_MAX`).
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+
+/// Size of the stub's code mapping.
+pub const STUB_SIZE: u64 = 4096;
+
+std::arch::global_asm!(
+    ".pushsection .text.sbx_stub,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl sbx_stub_start",
+    ".hidden sbx_stub_start",
+    "sbx_stub_start:",
+    // Entry, at offset 0 of the page; rdi = the page's base (STUB_BASE).
+    // No stack from here on: everything else is about to be unmapped.
+    "mov r12, rdi",
+    // munmap(0, base)
+    "xor edi, edi",
+    "mov rsi, r12",
+    "mov eax, 11",
+    "syscall",
+    // munmap(base + STUB_SIZE, TASK_SIZE - (base + STUB_SIZE))
+    "lea rdi, [r12 + {size}]",
+    "mov rsi, {task_size}",
+    "sub rsi, rdi",
+    "mov eax, 11",
+    "syscall",
+    // kill(getpid(), SIGSTOP): the tracer takes over at this stop.
+    "mov eax, 39",
+    "syscall",
+    "mov edi, eax",
+    "mov esi, 19",
+    "mov eax, 62",
+    "syscall",
+    // Never resumed here; trap if it ever is.
+    "2:",
+    "int3",
+    "jmp 2b",
+    // Injected system calls: rip = here, rax/args set by the tracer.
+    ".globl sbx_stub_syscall",
+    ".hidden sbx_stub_syscall",
+    "sbx_stub_syscall:",
+    "syscall",
+    "int3",
+    ".globl sbx_stub_end",
+    ".hidden sbx_stub_end",
+    "sbx_stub_end:",
+    ".popsection",
+    size = const STUB_SIZE,
+    task_size = const TASK_SIZE,
+);
+
+extern "C" {
+    static sbx_stub_start: u8;
+    static sbx_stub_syscall: u8;
+    static sbx_stub_end: u8;
+}
+
+/// The code page in the sentry's own address space, from which every stub
+/// inherits its copy. Created once per process, never unmapped.
+#[derive(Debug)]
+pub(crate) struct StubPage {
+    /// Where the page is mapped in the sentry (ideally `STUB_BASE` itself,
+    /// which saves the child an `mremap`).
+    sentry_addr: u64,
+    /// Offset of the `syscall; int3` sequence in the page.
+    syscall_offset: u64,
+}
+
+impl StubPage {
+    /// The process-wide code page, created on first use.
+    pub(crate) fn get() -> io::Result<&'static StubPage> {
+        static PAGE: OnceLock<StubPage> = OnceLock::new();
+        if let Some(page) = PAGE.get() {
+            return Ok(page);
+        }
+        let page = StubPage::create()?;
+        // A racing thread may have created one too; its page then stays
+        // mapped and unused (one page, once).
+        Ok(PAGE.get_or_init(|| page))
+    }
+
+    fn create() -> io::Result<StubPage> {
+        // The symbols are defined by the global_asm! above, in one section,
+        // in this order; only their addresses are taken.
+        let (start, syscall, end) = (
+            std::ptr::addr_of!(sbx_stub_start) as usize,
+            std::ptr::addr_of!(sbx_stub_syscall) as usize,
+            std::ptr::addr_of!(sbx_stub_end) as usize,
+        );
+        let len = end - start;
+        assert!(len <= STUB_SIZE as usize, "stub code larger than its page");
+        let addr = map_page()?;
+        // SAFETY: `addr` is a fresh private RW mapping of STUB_SIZE bytes
+        // owned by nobody else; `[start, end)` is the stub's code in our
+        // text section, readable, `len` <= STUB_SIZE, and the ranges do
+        // not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(start as *const u8, addr as *mut u8, len);
+        }
+        // SAFETY: changes the protection of the page mapped above only.
+        let ret = unsafe {
+            libc::mprotect(
+                addr as *mut libc::c_void,
+                STUB_SIZE as usize,
+                libc::PROT_READ | libc::PROT_EXEC,
+            )
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(StubPage {
+            sentry_addr: addr,
+            syscall_offset: (syscall - start) as u64,
+        })
+    }
+
+    /// Address, in a stub, of the `syscall; int3` sequence.
+    pub(crate) fn syscall_addr(&self) -> u64 {
+        STUB_BASE + self.syscall_offset
+    }
+
+    /// Forks a new stub from the calling thread, which becomes its tracer.
+    /// Returns its pid once the child is running (not yet stopped: the
+    /// caller waits for its `SIGSTOP`).
+    pub(crate) fn fork_stub(&self, memfd: RawFd) -> io::Result<i32> {
+        let plan = ChildPlan {
+            // SAFETY: getpid has no preconditions.
+            parent: unsafe { libc::getpid() },
+            memfd,
+            page: self.sentry_addr,
+            rseq: current_rseq(),
+        };
+        // SAFETY: a raw clone with only SIGCHLD is fork(2) without glibc's
+        // atfork handlers. In the child (ret == 0) only `stub_child` runs,
+        // which issues raw, async-signal-safe system calls on its own copy
+        // of this stack and never returns, so none of this process's locks
+        // or allocator state is touched there.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if ret == 0 {
+            // SAFETY: we are the freshly forked child, single-threaded.
+            unsafe { stub_child(&plan) }
+        }
+        Ok(ret as i32)
+    }
+}
+
+/// Maps the sentry's copy of the code page, at `STUB_BASE` if that is free.
+fn map_page() -> io::Result<u64> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; a new
+    // anonymous private page is created or the call fails.
+    let at_base = unsafe {
+        libc::mmap(
+            STUB_BASE as *mut libc::c_void,
+            STUB_SIZE as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if at_base != libc::MAP_FAILED {
+        return Ok(at_base as u64);
+    }
+    // SAFETY: a new anonymous private page wherever the kernel likes.
+    let anywhere = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STUB_SIZE as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if anywhere == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(anywhere as u64)
+}
+
+/// What the forked child needs, computed before the fork.
+struct ChildPlan {
+    parent: libc::pid_t,
+    memfd: RawFd,
+    page: u64,
+    /// The calling thread's rseq registration (area, size), if any.
+    rseq: Option<(u64, u32)>,
+}
+
+/// The signature glibc registers rseq areas with on x86 (`RSEQ_SIG`,
+/// glibc `sysdeps/unix/sysv/linux/x86/bits/rseq.h`).
+const RSEQ_SIG: u32 = 0x5305_3053;
+/// `RSEQ_FLAG_UNREGISTER` (Linux `include/uapi/linux/rseq.h`).
+const RSEQ_FLAG_UNREGISTER: u32 = 1;
+/// The smallest length glibc registers (`RSEQ_AREA_SIZE_INITIAL`).
+const RSEQ_MIN_LEN: u32 = 32;
+
+extern "C" {
+    /// Offset of the rseq area from the thread pointer (glibc >= 2.35).
+    static __rseq_offset: isize;
+    /// Size of the rseq area's used part; 0 if rseq is not registered.
+    static __rseq_size: libc::c_uint;
+}
+
+/// The calling thread's glibc rseq area and its size, if registered.
+fn current_rseq() -> Option<(u64, u32)> {
+    // SAFETY: both are constant glibc data symbols, initialised before
+    // main and never written afterwards.
+    let (offset, size) = unsafe { (__rseq_offset, __rseq_size) };
+    if size == 0 {
+        return None;
+    }
+    let tp: u64;
+    // SAFETY: on x86-64 glibc the first word of the TCB, at %fs:0, is the
+    // thread pointer itself (`tcbhead_t.tcb`); reading it has no effects.
+    unsafe {
+        std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags));
+    }
+    Some((tp.wrapping_add(offset as u64), size))
+}
+
+/// The body of a freshly forked stub, up to the jump into the code page.
+///
+/// # Safety
+///
+/// Must be called only in the child of [`StubPage::fork_stub`]'s clone,
+/// which is single-threaded and may use nothing but raw system calls.
+unsafe fn stub_child(plan: &ChildPlan) -> ! {
+    // SAFETY (whole body): raw system calls with integer arguments or
+    // pointers into this thread's own stack; this process is about to
+    // discard its whole address space, so nothing here can corrupt state
+    // anyone else relies on.
+    unsafe {
+        libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+        );
+        if libc::syscall(libc::SYS_getppid) != plan.parent as libc::c_long {
+            libc::syscall(libc::SYS_exit_group, 126);
+        }
+        if libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+            libc::syscall(libc::SYS_exit_group, 125);
+        }
+        if let Some((area, size)) = plan.rseq {
+            // glibc registers max(__rseq_size, 32) bytes; the kernel wants
+            // the exact length back.
+            for len in [size.max(RSEQ_MIN_LEN), size] {
+                let ret = libc::syscall(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+                if ret == 0 {
+                    break;
+                }
+            }
+        }
+        let empty: u64 = 0;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
+        if plan.memfd > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (plan.memfd - 1) as u32, 0u32);
+        }
+        libc::syscall(
+            libc::SYS_close_range,
+            (plan.memfd + 1) as u32,
+            u32::MAX,
+            0u32,
+        );
+        // Move the code page to STUB_BASE (unless it is there already) and
+        // jump to its entry with rdi = STUB_BASE. After the mremap the
+        // stack may be gone (it may have been at STUB_BASE), so this is one
+        // asm block without memory accesses.
+        std::arch::asm!(
+            "cmp rdi, r8",
+            "je 2f",
+            "syscall",
+            "cmp rax, r8",
+            "jne 3f",
+            "2:",
+            "mov rdi, r8",
+            "jmp r8",
+            "3:",
+            "mov edi, 124",
+            "mov eax, 231",
+            "syscall",
+            "ud2",
+            in("rax") libc::SYS_mremap,
+            in("rdi") plan.page,
+            in("rsi") STUB_SIZE,
+            in("rdx") STUB_SIZE,
+            in("r10") (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64,
+            in("r8") STUB_BASE,
+            options(noreturn),
+        )
+    }
+}

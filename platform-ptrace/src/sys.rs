@@ -1,0 +1,112 @@
+//! Raw host interfaces the safe wrappers of `nix` do not cover: waiting with
+//! the raw status word, `NT_X86_XSTATE` register sets, `siginfo` fields,
+//! CPUID and signals to a single thread.
+//!
+//! Every `unsafe` block of the crate outside the stub's creation
+//! ([`crate::stub`]) lives here.
+#![allow(unsafe_code)]
+
+use std::io;
+
+/// `NT_X86_XSTATE` (Linux `include/uapi/linux/elf.h`): the XSAVE-layout
+/// extended register set of `PTRACE_GETREGSET`/`PTRACE_SETREGSET`.
+const NT_X86_XSTATE: libc::c_int = 0x202;
+
+/// Waits for a state change of the traced thread `tid` (`__WALL`, so a
+/// clone child is waited for as well) and returns the raw status word.
+/// Retries on `EINTR`.
+pub(crate) fn wait_raw(tid: i32) -> io::Result<i32> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a valid, writable int for the duration of the
+        // call; waitpid does not retain the pointer.
+        let ret = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+        if ret == tid {
+            return Ok(status);
+        }
+        let err = io::Error::last_os_error();
+        if ret < 0 && err.raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return Err(err);
+    }
+}
+
+/// `PTRACE_GETREGSET(NT_X86_XSTATE)` into `buf`; returns the number of bytes
+/// the kernel wrote (its regset size when `buf` is at least that large).
+pub(crate) fn get_xstate(tid: i32, buf: &mut [u8]) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: `iov` describes `buf`, which is valid for writes of
+    // `buf.len()` bytes; the kernel writes at most `iov_len` bytes and
+    // updates `iov_len`; neither pointer is retained after the call.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGSET,
+            tid,
+            NT_X86_XSTATE as usize as *mut libc::c_void,
+            &mut iov as *mut libc::iovec as *mut libc::c_void,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(iov.iov_len)
+}
+
+/// `PTRACE_SETREGSET(NT_X86_XSTATE)` from `buf`, which must be exactly the
+/// kernel's regset size (Linux `arch/x86/kernel/fpu/regset.c:
+/// xstateregs_set()` refuses any other size with `EFAULT`).
+pub(crate) fn set_xstate(tid: i32, buf: &[u8]) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        // The kernel only reads through this pointer for SETREGSET.
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `iov` describes `buf`, valid for reads of `buf.len()` bytes;
+    // PTRACE_SETREGSET only reads it; nothing is retained after the call.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SETREGSET,
+            tid,
+            NT_X86_XSTATE as usize as *mut libc::c_void,
+            &mut iov as *mut libc::iovec as *mut libc::c_void,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `si_addr` of a fault siginfo (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP).
+pub(crate) fn siginfo_addr(info: &libc::siginfo_t) -> u64 {
+    // SAFETY: for the fault signals this crate decodes, the kernel fills the
+    // `_sigfault` member of the union, whose first field is `si_addr`; libc
+    // reads exactly that field. For other signals the value is meaningless
+    // but still initialised memory (the kernel zeroes the whole siginfo).
+    unsafe { info.si_addr() as u64 }
+}
+
+/// Sends `sig` to thread `tid` of thread group `tgid` (`tgkill(2)`).
+pub(crate) fn tgkill(tgid: i32, tid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: tgkill takes only integers and has no memory effects on this
+    // process.
+    let ret = unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Size of the XSAVE area for the features enabled in XCR0
+/// (CPUID leaf 0xD, sub-leaf 0, EBX).
+pub(crate) fn cpuid_xsave_size() -> usize {
+    // SAFETY: CPUID is available on every x86-64 CPU and leaf 0xD exists on
+    // every CPU with XSAVE, which x86-64 Linux with NT_X86_XSTATE requires.
+    #[allow(unused_unsafe)]
+    let leaf = unsafe { std::arch::x86_64::__cpuid_count(0xd, 0) };
+    leaf.ebx as usize
+}

@@ -1,0 +1,312 @@
+//! Contexts run real machine code in real stubs under ptrace.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Guest, CODE, DATA, DATA_OFF, EXTRA, EXTRA_OFF, PAGE};
+use platform_ptrace::{PtracePlatform, STUB_BASE};
+use sentry::platform::{Context, Event, FpState, Platform, PlatformError, Prot};
+
+/// ```text
+///  0: 48 c7 c7 0b 00 00 00   mov rdi, 11
+///  7: 48 c7 c6 16 00 00 00   mov rsi, 22
+///  e: b8 27 00 00 00         mov eax, 39        ; getpid
+/// 13: 0f 05                  syscall
+/// 15: 48 89 04 25 00 00 02 00  mov [0x20000], rax
+/// 1d: cc                     int3
+/// ```
+const SYSCALL_PROG: &[u8] = &[
+    0x48, 0xc7, 0xc7, 0x0b, 0x00, 0x00, 0x00, //
+    0x48, 0xc7, 0xc6, 0x16, 0x00, 0x00, 0x00, //
+    0xb8, 0x27, 0x00, 0x00, 0x00, //
+    0x0f, 0x05, //
+    0x48, 0x89, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, //
+    0xcc,
+];
+
+/// ```text
+///  0: 48 8b 04 25 00 00 03 00  mov rax, [0x30000]
+///  8: 48 89 04 25 00 00 02 00  mov [0x20000], rax
+/// 10: cc                       int3
+/// ```
+const LOAD_PROG: &[u8] = &[
+    0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, //
+    0x48, 0x89, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, //
+    0xcc,
+];
+
+/// ```text
+///  0: 48 c7 04 25 00 00 02 00 77 00 00 00  mov qword [0x20000], 0x77
+///  c: cc                                   int3
+/// ```
+const STORE_PROG: &[u8] = &[
+    0x48, 0xc7, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, 0x77, 0x00, 0x00, 0x00, //
+    0xcc,
+];
+
+/// ```text
+///  0: 0f 11 04 25 00 00 02 00  movups [0x20000], xmm0
+///  8: cc                       int3
+/// ```
+const XMM_PROG: &[u8] = &[0x0f, 0x11, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, 0xcc];
+
+/// ```text
+///  0: eb fe   jmp .
+/// ```
+const SPIN_PROG: &[u8] = &[0xeb, 0xfe];
+
+const SEGV_MAPERR: i32 = 1;
+const SEGV_ACCERR: i32 = 2;
+/// `si_code` of an `int3` trap (Linux `SI_KERNEL`).
+const SI_KERNEL: i32 = 0x80;
+
+#[test]
+fn syscall_stop_reports_number_args_and_result_reaches_guest() {
+    let mut g = Guest::new(SYSCALL_PROG);
+
+    let first = g.ctx.switch(&mut g.regs).unwrap();
+    let nr = g.regs.syscall_nr();
+    let args = g.regs.syscall_args();
+    let rip = g.regs.rip;
+    g.regs.rax = 0x1234_5678;
+    let second = g.ctx.switch(&mut g.regs).unwrap();
+
+    assert_eq!(first, Event::Syscall);
+    assert_eq!(nr, libc::SYS_getpid as u64);
+    assert_eq!(&args[..2], &[11, 22]);
+    assert_eq!(rip, CODE + 0x15, "rip points after the syscall instruction");
+    assert!(matches!(second, Event::Fault(f) if f.signo == libc::SIGTRAP && f.code == SI_KERNEL));
+    assert_eq!(
+        g.read_u64(DATA_OFF),
+        0x1234_5678,
+        "the guest saw the sentry's result"
+    );
+}
+
+#[test]
+fn fault_on_unmapped_page_then_map_and_continue() {
+    let mut g = Guest::new(LOAD_PROG);
+    g.write_u64(EXTRA_OFF, 0xfeed_f00d);
+
+    let fault = g.ctx.switch(&mut g.regs).unwrap();
+    let fault_rip = g.regs.rip;
+    g.ctx.map(EXTRA, PAGE, Prot::R, EXTRA_OFF).unwrap();
+    let after = g.ctx.switch(&mut g.regs).unwrap();
+
+    let Event::Fault(f) = fault else {
+        panic!("expected a fault, got {fault:?}")
+    };
+    assert_eq!(
+        (f.signo, f.code, f.addr),
+        (libc::SIGSEGV, SEGV_MAPERR, EXTRA)
+    );
+    assert_eq!(fault_rip, CODE, "rip at the faulting instruction");
+    assert!(matches!(after, Event::Fault(f) if f.signo == libc::SIGTRAP));
+    assert_eq!(
+        g.read_u64(DATA_OFF),
+        0xfeed_f00d,
+        "the load completed after the map"
+    );
+}
+
+#[test]
+fn write_to_read_only_page_is_accerr_until_protect_allows_it() {
+    let mut g = Guest::new(STORE_PROG);
+    g.ctx.protect(DATA, PAGE, Prot::R).unwrap();
+
+    let fault = g.ctx.switch(&mut g.regs).unwrap();
+    g.ctx.protect(DATA, PAGE, Prot::RW).unwrap();
+    let after = g.ctx.switch(&mut g.regs).unwrap();
+
+    let Event::Fault(f) = fault else {
+        panic!("expected a fault, got {fault:?}")
+    };
+    assert_eq!(
+        (f.signo, f.code, f.addr),
+        (libc::SIGSEGV, SEGV_ACCERR, DATA)
+    );
+    assert!(matches!(after, Event::Fault(f) if f.signo == libc::SIGTRAP));
+    assert_eq!(g.read_u64(DATA_OFF), 0x77);
+}
+
+#[test]
+fn unmapped_page_faults_again() {
+    let mut g = Guest::new(STORE_PROG);
+    g.ctx.unmap(DATA, PAGE).unwrap();
+
+    let fault = g.ctx.switch(&mut g.regs).unwrap();
+
+    let Event::Fault(f) = fault else {
+        panic!("expected a fault, got {fault:?}")
+    };
+    assert_eq!(
+        (f.signo, f.code, f.addr),
+        (libc::SIGSEGV, SEGV_MAPERR, DATA)
+    );
+    assert_eq!(g.read_u64(DATA_OFF), 0, "nothing was written");
+}
+
+#[test]
+fn xmm0_set_through_set_fp_is_stored_by_guest() {
+    let mut g = Guest::new(XMM_PROG);
+    let mut fp = FpState::default();
+    g.ctx.get_fp(&mut fp).unwrap();
+    // FXSAVE layout: XMM0 at byte 160; XSAVE header's XSTATE_BV at 512,
+    // bit 1 = SSE state present (else the kernel loads XMM as zeroes).
+    fp.bytes[160..176]
+        .copy_from_slice(&0x0123_4567_89ab_cdef_1122_3344_5566_7788u128.to_le_bytes());
+    fp.bytes[512] |= 0b10;
+    g.ctx.set_fp(&fp).unwrap();
+
+    let event = g.ctx.switch(&mut g.regs).unwrap();
+    let mut back = FpState::default();
+    g.ctx.get_fp(&mut back).unwrap();
+
+    assert!(matches!(event, Event::Fault(f) if f.signo == libc::SIGTRAP));
+    assert_eq!(
+        g.read_u64(DATA_OFF),
+        0x5566_7788_u64 | (0x1122_3344_u64 << 32)
+    );
+    assert_eq!(g.read_u64(DATA_OFF + 8), 0x0123_4567_89ab_cdef);
+    assert_eq!(back.bytes[160..176], fp.bytes[160..176]);
+    assert_eq!(back.bytes.len(), g.platform.fp_state_size());
+}
+
+#[test]
+fn set_fp_of_wrong_size_is_rejected() {
+    let mut g = Guest::new(SPIN_PROG);
+
+    let err = g
+        .ctx
+        .set_fp(&FpState {
+            bytes: vec![0; 512],
+        })
+        .unwrap_err();
+
+    assert!(matches!(err, PlatformError::BadRegisters(_)));
+}
+
+#[test]
+fn interrupt_from_another_thread_kicks_a_spinning_guest() {
+    let mut g = Guest::new(SPIN_PROG);
+    let kicker = g.ctx.interrupter();
+    let thread = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        kicker.interrupt();
+    });
+
+    let event = g.ctx.switch(&mut g.regs).unwrap();
+    thread.join().unwrap();
+
+    assert_eq!(event, Event::Interrupted);
+    assert_eq!(g.regs.rip, CODE, "still in the loop");
+}
+
+#[test]
+fn interrupt_while_stopped_ends_the_next_switch() {
+    let mut g = Guest::new(SPIN_PROG);
+    g.ctx.interrupter().interrupt();
+
+    let event = g.ctx.switch(&mut g.regs).unwrap();
+
+    assert_eq!(event, Event::Interrupted);
+}
+
+#[test]
+fn interrupt_during_injected_syscall_is_not_lost() {
+    let mut g = Guest::new(SPIN_PROG);
+    g.ctx.interrupter().interrupt();
+    // The pending kick is delivered during this injection and suppressed
+    // there; the next switch must still report it.
+    g.ctx.protect(DATA, PAGE, Prot::R).unwrap();
+
+    let event = g.ctx.switch(&mut g.regs).unwrap();
+
+    assert_eq!(event, Event::Interrupted);
+}
+
+#[test]
+fn registers_survive_injected_syscalls() {
+    let mut g = Guest::new(SYSCALL_PROG);
+    g.regs.rbx = 0xb0b;
+    g.regs.r12 = 0xc0c;
+
+    g.ctx.switch(&mut g.regs).unwrap();
+    g.ctx.map(EXTRA, PAGE, Prot::R, EXTRA_OFF).unwrap();
+    let mut after = g.regs;
+    after.rax = 5;
+    g.ctx.switch(&mut after).unwrap();
+
+    assert_eq!((after.rbx, after.r12), (0xb0b, 0xc0c));
+    assert_eq!(g.read_u64(DATA_OFF), 5);
+}
+
+#[test]
+fn map_over_the_stub_page_is_refused() {
+    let mut g = Guest::new(SPIN_PROG);
+
+    let err = g
+        .ctx
+        .map(STUB_BASE - PAGE, 2 * PAGE, Prot::R, 0)
+        .unwrap_err();
+
+    assert!(matches!(
+        err,
+        PlatformError::Injected {
+            errno: libc::EINVAL,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn failed_injected_syscall_reports_errno() {
+    let mut g = Guest::new(SPIN_PROG);
+
+    // Not page-aligned: mmap fails with EINVAL in the stub.
+    let err = g.ctx.map(DATA + 1, PAGE, Prot::R, 0).unwrap_err();
+
+    assert!(matches!(
+        err,
+        PlatformError::Injected {
+            syscall: "mmap",
+            errno: libc::EINVAL,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn killed_stub_is_reported_as_died() {
+    let mut g = Guest::new(SPIN_PROG);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(g.ctx.stub_pid()),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+
+    let err = g.ctx.switch(&mut g.regs).unwrap_err();
+
+    assert!(matches!(err, PlatformError::StubDied { .. }));
+}
+
+#[test]
+fn platform_reports_limits() {
+    let g = Guest::new(SPIN_PROG);
+
+    assert_eq!(g.platform.max_user_address(), STUB_BASE);
+    // At least the legacy area (512) plus the XSAVE header (64).
+    assert!(g.platform.fp_state_size() >= 576);
+}
+
+#[test]
+fn new_context_through_the_trait() {
+    let fd =
+        nix::sys::memfd::memfd_create(c"t", nix::sys::memfd::MemFdCreateFlag::empty()).unwrap();
+    let platform = PtracePlatform::new(fd).unwrap();
+
+    let ctx = platform.new_context();
+
+    assert!(ctx.is_ok());
+}
