@@ -383,7 +383,10 @@ mod tests {
     fn out_of_range_access_is_efault_not_panic() {
         let mf = small();
         let mut buf = [0u8; 8];
-        assert_eq!(mf.read(u64::MAX - 2, &mut buf).unwrap_err().code(), libc::EFAULT);
+        assert_eq!(
+            mf.read(u64::MAX - 2, &mut buf).unwrap_err().code(),
+            libc::EFAULT
+        );
         assert_eq!(mf.write(1 << 40, &buf).unwrap_err().code(), libc::EFAULT);
     }
 }

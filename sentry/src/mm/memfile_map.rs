@@ -146,9 +146,7 @@ impl FileWindow {
         }
         // SAFETY: both ranges inside the mapped window and disjoint
         // (checked).
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.base.add(s), self.base.add(d), len as usize)
-        };
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(s), self.base.add(d), len as usize) };
         true
     }
 

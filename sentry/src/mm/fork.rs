@@ -1,0 +1,71 @@
+//! Address-space duplication for `fork` (compare Linux kernel/fork.c
+//! `dup_mmap` and mm/memory.c `copy_page_range`).
+
+use std::collections::BTreeMap;
+
+use super::fault::fault_errno;
+use super::manager::{platform_errno, MemoryManager, Pte};
+use super::memfile::PAGE_SIZE;
+use super::vma::Vma;
+use crate::errno::SysResult;
+use crate::platform::Context;
+
+impl MemoryManager {
+    /// Duplicates this address space for a child process.
+    ///
+    /// Private pages become copy-on-write: both sides reference the same
+    /// memory-file pages (reference counts incremented), and the parent's
+    /// stub loses write permission on them (`ctx` is the parent's
+    /// context) so its next write faults and copies. `MAP_SHARED`
+    /// anonymous VMAs stay shared: they are fully populated first, so that
+    /// pages touched later by either side are the same pages. The child's
+    /// page table starts with nothing mapped in its (fresh, empty) stub;
+    /// its pages fault in read-only and are copied on its first write.
+    pub fn fork(&mut self, ctx: &mut dyn Context) -> SysResult<MemoryManager> {
+        let shared_anon: Vec<Vma> = self
+            .vmas
+            .values()
+            .filter(|v| v.shared && v.is_anonymous())
+            .cloned()
+            .collect();
+        for v in shared_anon {
+            self.populate_range(&v, v.start, v.end)
+                .map_err(fault_errno)?;
+        }
+        let mut ptes = BTreeMap::new();
+        let mut run: Option<(u64, u64)> = None;
+        for (&a, p) in &self.ptes {
+            ptes.insert(
+                a,
+                Pte {
+                    off: p.off,
+                    stub: None,
+                },
+            );
+            run = match run {
+                Some((o, n)) if o + n * PAGE_SIZE == p.off => Some((o, n + 1)),
+                Some((o, n)) => {
+                    self.mf.incref(o, n);
+                    Some((p.off, 1))
+                }
+                None => Some((p.off, 1)),
+            };
+        }
+        if let Some((o, n)) = run {
+            self.mf.incref(o, n);
+        }
+        let child = MemoryManager {
+            mf: self.mf.clone(),
+            vmas: self.vmas.clone(),
+            ptes,
+            max_addr: self.max_addr,
+            mmap_base: self.mmap_base,
+            brk_start: self.brk_start,
+            brk: self.brk,
+            last_spurious: None,
+        };
+        self.reprotect(ctx, 0, self.max_addr)
+            .map_err(platform_errno)?;
+        Ok(child)
+    }
+}

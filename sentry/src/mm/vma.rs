@@ -1,0 +1,109 @@
+//! Virtual memory areas: the ranges of an address space and what backs
+//! them (compare Linux `struct vm_area_struct`).
+
+use crate::platform::Prot;
+use crate::vfs::MappedFile;
+
+/// What a VMA maps.
+#[derive(Clone, Debug)]
+pub enum VmaBacking {
+    /// Anonymous memory: zero-filled on first touch.
+    Anonymous,
+    /// A file; `offset` is the file offset of the VMA's first byte.
+    File { file: MappedFile, offset: u64 },
+}
+
+/// The name `/proc/<pid>/maps` shows for an anonymous VMA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmaName {
+    None,
+    Heap,
+    Stack,
+}
+
+/// One mapping `[start, end)` (page-aligned, non-empty).
+#[derive(Clone, Debug)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    /// Current protection (`PROT_*`).
+    pub prot: Prot,
+    /// The most `mprotect` may grant (Linux `VM_MAY*`): a shared file
+    /// mapping never gets write (see `MemoryManager::mmap`).
+    pub max_prot: Prot,
+    /// `MAP_SHARED`: pages are shared with other address spaces after
+    /// fork (never copy-on-write).
+    pub shared: bool,
+    /// `MAP_GROWSDOWN` (recorded and shown; stacks are mapped at full size
+    /// so no growth happens).
+    pub growsdown: bool,
+    pub backing: VmaBacking,
+    pub name: VmaName,
+}
+
+impl Vma {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    pub fn contains(&self, addr: u64) -> bool {
+        self.start <= addr && addr < self.end
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self.backing, VmaBacking::Anonymous)
+    }
+
+    /// The file offset backing guest address `addr` (file VMAs).
+    pub fn file_offset(&self, addr: u64) -> Option<u64> {
+        match &self.backing {
+            VmaBacking::File { offset, .. } => Some(offset + (addr - self.start)),
+            VmaBacking::Anonymous => None,
+        }
+    }
+
+    /// Splits at `addr` (strictly inside): `self` keeps `[start, addr)`,
+    /// the returned VMA is `[addr, end)`.
+    pub(super) fn split_off(&mut self, addr: u64) -> Vma {
+        debug_assert!(self.start < addr && addr < self.end);
+        let mut tail = self.clone();
+        tail.start = addr;
+        if let VmaBacking::File { offset, .. } = &mut tail.backing {
+            *offset += addr - self.start;
+        }
+        self.end = addr;
+        tail
+    }
+
+    /// Whether `next` (starting at `self.end`) can be merged into `self`
+    /// (compare Linux `is_mergeable_vma` + `can_vma_merge_after`).
+    pub(super) fn can_merge(&self, next: &Vma) -> bool {
+        if self.end != next.start
+            || self.prot != next.prot
+            || self.max_prot != next.max_prot
+            || self.shared != next.shared
+            || self.growsdown != next.growsdown
+            || self.name != next.name
+        {
+            return false;
+        }
+        match (&self.backing, &next.backing) {
+            (VmaBacking::Anonymous, VmaBacking::Anonymous) => true,
+            (
+                VmaBacking::File {
+                    file: a,
+                    offset: oa,
+                },
+                VmaBacking::File {
+                    file: b,
+                    offset: ob,
+                },
+            ) => a.same_file(b) && oa + self.len() == *ob,
+            _ => false,
+        }
+    }
+}
