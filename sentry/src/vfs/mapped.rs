@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
+use crate::vfs::overlay::Node;
 
 /// A handle to the contents of a regular file.
 #[derive(Clone, Debug)]
@@ -24,6 +25,9 @@ enum MappedInner {
     /// A host file opened read-only (the overlay's lower layer, or a file
     /// opened directly by the sentry for tests and tools).
     Host(HostMapped),
+    /// A regular file of the overlay root filesystem (lower data read from
+    /// the host until copied up, then from memory).
+    Overlay { node: Arc<Node>, name: String },
 }
 
 #[derive(Debug)]
@@ -51,6 +55,13 @@ impl MappedFile {
         })
     }
 
+    /// A handle to the overlay file `node`, known to the guest as `name`.
+    pub fn overlay(node: Arc<Node>, name: String) -> MappedFile {
+        MappedFile {
+            inner: Arc::new(MappedInner::Overlay { node, name }),
+        }
+    }
+
     /// Reads up to `buf.len()` bytes at `off`; returns 0 at or past the end.
     pub fn read_at(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
         match &*self.inner {
@@ -58,6 +69,7 @@ impl MappedFile {
                 .file
                 .read_at(buf, off)
                 .map_err(|_| Errno::EIO.because("host read of mapped file failed")),
+            MappedInner::Overlay { node, .. } => node.read_at(off, buf),
         }
     }
 
@@ -69,6 +81,7 @@ impl MappedFile {
                 .metadata()
                 .map(|m| m.len())
                 .map_err(|_| Errno::EIO.because("host fstat of mapped file failed")),
+            MappedInner::Overlay { node, .. } => Ok(node.size()),
         }
     }
 
@@ -76,6 +89,7 @@ impl MappedFile {
     pub fn path_name(&self) -> String {
         match &*self.inner {
             MappedInner::Host(h) => h.name.clone(),
+            MappedInner::Overlay { name, .. } => name.clone(),
         }
     }
 
@@ -83,6 +97,7 @@ impl MappedFile {
     pub fn ino(&self) -> u64 {
         match &*self.inner {
             MappedInner::Host(h) => h.ino,
+            MappedInner::Overlay { node, .. } => node.ino(),
         }
     }
 
@@ -90,6 +105,7 @@ impl MappedFile {
     pub fn dev(&self) -> u64 {
         match &*self.inner {
             MappedInner::Host(h) => h.dev,
+            MappedInner::Overlay { node, .. } => node.dev(),
         }
     }
 

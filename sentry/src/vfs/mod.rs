@@ -1,6 +1,100 @@
 //! Files: file descriptions, the fd table, the overlay root filesystem,
 //! path resolution, devices, procfs and pipes.
+//!
+//! The kernel creates one [`Vfs`] per sandbox with [`Vfs::new`] (the
+//! overlay over the host root directory, `/dev` and `/proc` mounted on
+//! top), one [`FsContext`] per process (root, cwd, umask) and one
+//! [`FdTable`] per process. The file syscalls call the namespace
+//! operations of [`Vfs`] (`open`, `stat`, `mkdir`, `unlink`, `rename`, ...)
+//! and the I/O methods of [`FileDescription`] (`read`, `write`, `lseek`,
+//! `getdents64`, `ioctl`, `readiness`, `wait_queue`, ...).
+//!
+//! Blocking is the kernel's job: nothing in this module sleeps. An
+//! operation that would block returns `EAGAIN`; the kernel registers its
+//! waiter on the description's wait queue, re-checks, and sleeps.
+//!
+//! Mounts: `/` is the [`overlay::Overlay`] of the host directory, `/dev`
+//! the synthetic [`dev`] tree, `/proc` the synthetic [`proc`] tree fed by
+//! a [`ProcSource`] the kernel implements.
+//!
+//! Lock order: `FdTable` → `FileDescription` (offset → dir snapshot) →
+//! `Overlay::tree` → `Node::state` (parent → child) → pipe state →
+//! `WaitQueue`.
 
+pub mod dev;
+pub mod fd_table;
+pub mod file;
+pub mod host;
+pub mod location;
 mod mapped;
+mod ops;
+pub mod overlay;
+pub mod path;
+pub mod pipe;
+pub mod proc;
+pub mod stat;
 
+use std::path::Path;
+use std::sync::Arc;
+
+pub use fd_table::FdTable;
+pub use file::{FileDescription, FileKind};
+pub use host::{ioctl_input_len, IoctlOutcome};
+pub use location::Location;
 pub use mapped::MappedFile;
+pub use ops::{At, Creds, UtimeSpec};
+pub use overlay::{Overlay, OverlayNewError};
+pub use proc::{NoProcesses, ProcSource};
+pub use stat::{FileType, Stat, Timespec};
+
+/// The sandbox's mount namespace: the overlay root with `/dev` and
+/// `/proc` on top.
+#[derive(Debug)]
+pub struct Vfs {
+    overlay: Arc<Overlay>,
+}
+
+/// Per-process filesystem context (Linux `struct fs_struct`). Cloned on
+/// `fork`; shared (the kernel holds it in an `Arc<Mutex<_>>`) with
+/// `CLONE_FS`.
+#[derive(Clone, Debug)]
+pub struct FsContext {
+    /// `chroot` directory: absolute paths start here, `..` stops here.
+    pub root: Location,
+    /// Working directory.
+    pub cwd: Location,
+    /// File mode creation mask.
+    pub umask: u32,
+}
+
+impl Vfs {
+    /// A namespace whose root is the host directory `root_dir` seen
+    /// read-only through an in-memory overlay.
+    pub fn new(root_dir: &Path) -> Result<Vfs, OverlayNewError> {
+        Ok(Vfs {
+            overlay: Arc::new(Overlay::new(root_dir)?),
+        })
+    }
+
+    /// The overlay root filesystem.
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> Location {
+        Location::Overlay(self.overlay.root().clone())
+    }
+
+    /// The context of the first process: root and cwd at `/`, umask 022.
+    pub fn new_context(&self) -> FsContext {
+        FsContext {
+            root: self.root(),
+            cwd: self.root(),
+            umask: 0o022,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,463 @@
+//! Host file descriptions passed through to the guest (its stdio, and
+//! `/dev/tty`), and the host-fd notifier.
+//!
+//! The sentry performs reads, writes, `fstat` and terminal ioctls on these
+//! host fds itself. It never blocks on them: a read or write first asks
+//! `poll(fd, 0)` and returns `EAGAIN` when the fd is not ready; the kernel
+//! then waits on the file's [`WaitQueue`], which the notifier thread (one
+//! `epoll` instance, like gVisor's `fdnotifier`) notifies when the host fd
+//! becomes ready. The host fd's status flags are never changed (no
+//! `O_NONBLOCK` on the caller's terminal).
+//!
+//! This module holds the VFS's only unsafe code: raw `poll`, `ioctl` and
+//! `epoll` calls through libc, each with its `// SAFETY:` argument.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use crate::errno::{Errno, SysResult};
+use crate::vfs::stat::Stat;
+use crate::waiter::{EventMask, WaitQueue, EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT};
+
+/// Which host file a [`HostFile`] stands for (what restore reattaches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostFileKind {
+    /// The sentry's own fd 0, 1 or 2.
+    Stdio(i32),
+    /// The host's `/dev/tty`.
+    Tty,
+}
+
+/// A host file description used by the guest.
+#[derive(Debug)]
+pub struct HostFile {
+    kind: HostFileKind,
+    /// Our dup of the host fd. Host-only: after restore it is re-created
+    /// from `kind` (the restoring sentry's stdio or `/dev/tty`).
+    fd: OwnedFd,
+    /// Whether the fd is a terminal (ioctls allowed).
+    is_tty: bool,
+    /// Regular files and block devices: always ready, never in epoll.
+    always_ready: bool,
+    /// Notified by the notifier thread. Host synchronization, not saved.
+    queue: Arc<WaitQueue>,
+}
+
+/// `ioctl(2)` result for the kernel: either done (copy `out` to the
+/// argument if non-empty, return `ret`), or a job-control request the
+/// kernel answers from sandbox state (`TIOCGPGRP`, `TIOCSPGRP`,
+/// `TIOCGSID` on a terminal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IoctlOutcome {
+    Done { ret: i64, out: Vec<u8> },
+    JobControl,
+}
+
+/// Size of the kernel's `struct termios` (asm-generic/termbits.h).
+pub const TERMIOS_SIZE: usize = 36;
+/// Size of `struct winsize`.
+pub const WINSIZE_SIZE: usize = 8;
+
+/// How many bytes the kernel must copy in from the ioctl argument before
+/// calling [`crate::vfs::FileDescription::ioctl`].
+pub fn ioctl_input_len(cmd: u32) -> usize {
+    match u64::from(cmd) {
+        libc::TCSETS | libc::TCSETSW | libc::TCSETSF => TERMIOS_SIZE,
+        libc::TIOCSWINSZ => WINSIZE_SIZE,
+        libc::FIONBIO => 4,
+        _ => 0,
+    }
+}
+
+/// `poll(fd, events, 0)`: the host events ready now.
+fn poll_now(fd: BorrowedFd<'_>, events: i16) -> i16 {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid, exclusively borrowed pollfd array of length
+    // 1 for the duration of the call; timeout 0 never blocks; `fd` is a
+    // live borrowed fd.
+    let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if r <= 0 {
+        0
+    } else {
+        pfd.revents
+    }
+}
+
+impl HostFile {
+    /// Wraps a dup of the sentry's own stdio fd `n` (0, 1 or 2).
+    pub fn stdio(n: i32) -> SysResult<Arc<HostFile>> {
+        if !(0..=2).contains(&n) {
+            return Err(Errno::EBADF.because("stdio fd out of range"));
+        }
+        // SAFETY: fds 0-2 are not owned by any Rust object in the sentry;
+        // the borrow lives only for the dup below.
+        let fd = unsafe { BorrowedFd::borrow_raw(n) };
+        let dup = rustix::io::fcntl_dupfd_cloexec(fd, 3)
+            .map_err(|_| Errno::EBADF.because("sentry stdio fd is not open"))?;
+        Ok(HostFile::from_fd(HostFileKind::Stdio(n), dup))
+    }
+
+    /// Opens the host's controlling terminal; `ENXIO` if there is none.
+    pub fn tty(flags: u32) -> SysResult<Arc<HostFile>> {
+        let acc = match flags & libc::O_ACCMODE as u32 {
+            x if x == libc::O_RDONLY as u32 => rustix::fs::OFlags::RDONLY,
+            x if x == libc::O_WRONLY as u32 => rustix::fs::OFlags::WRONLY,
+            _ => rustix::fs::OFlags::RDWR,
+        };
+        let fd = rustix::fs::open(
+            "/dev/tty",
+            acc | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|_| Errno::ENXIO.because("the sentry has no controlling terminal"))?;
+        Ok(HostFile::from_fd(HostFileKind::Tty, fd))
+    }
+
+    fn from_fd(kind: HostFileKind, fd: OwnedFd) -> Arc<HostFile> {
+        let is_tty = rustix::termios::isatty(&fd);
+        let always_ready = rustix::fs::fstat(&fd)
+            .map(|st| {
+                let t = st.st_mode & libc::S_IFMT;
+                t == libc::S_IFREG || t == libc::S_IFBLK
+            })
+            .unwrap_or(false);
+        let f = Arc::new(HostFile {
+            kind,
+            fd,
+            is_tty,
+            always_ready,
+            queue: Arc::new(WaitQueue::new()),
+        });
+        if !always_ready {
+            notifier().add(f.fd.as_raw_fd(), &f.queue);
+        }
+        f
+    }
+
+    /// What this file stands for.
+    pub fn kind(&self) -> HostFileKind {
+        self.kind
+    }
+
+    /// Whether the host fd is a terminal.
+    pub fn is_tty(&self) -> bool {
+        self.is_tty
+    }
+
+    /// The host description's access mode (`O_RDONLY`, `O_WRONLY` or
+    /// `O_RDWR`).
+    pub fn access_mode(&self) -> u32 {
+        rustix::fs::fcntl_getfl(self.borrow())
+            .map(|fl| fl.bits() & libc::O_ACCMODE as u32)
+            .unwrap_or(libc::O_RDWR as u32)
+    }
+
+    /// The queue notified when the host fd becomes ready.
+    pub fn queue(&self) -> &WaitQueue {
+        &self.queue
+    }
+
+    /// Ready events among `mask` (ERR and HUP always reported).
+    pub fn readiness(&self, mask: EventMask) -> EventMask {
+        if self.always_ready {
+            return (EVENT_IN | EVENT_OUT) & mask;
+        }
+        let want = (mask & (EVENT_IN | EVENT_OUT)) as i16;
+        let got = poll_now(self.borrow(), want) as u16 as u32;
+        got & (mask | EVENT_ERR | EVENT_HUP)
+    }
+
+    fn borrow(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+
+    /// Reads without blocking (`EAGAIN` when nothing is ready).
+    pub fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
+        if !self.always_ready && self.readiness(EVENT_IN) == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        rustix::io::read(self.borrow(), buf).map_err(|e| Errno::new(e.raw_os_error()))
+    }
+
+    /// Writes without blocking when the host fd is full.
+    pub fn write(&self, buf: &[u8]) -> SysResult<usize> {
+        if !self.always_ready && self.readiness(EVENT_OUT) & (EVENT_OUT | EVENT_ERR) == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        rustix::io::write(self.borrow(), buf).map_err(|e| Errno::new(e.raw_os_error()))
+    }
+
+    /// `pread` (regular host files only; `ESPIPE` otherwise).
+    pub fn pread(&self, buf: &mut [u8], off: u64) -> SysResult<usize> {
+        rustix::io::pread(self.borrow(), buf, off).map_err(|e| Errno::new(e.raw_os_error()))
+    }
+
+    /// `pwrite` (regular host files only; `ESPIPE` otherwise).
+    pub fn pwrite(&self, buf: &[u8], off: u64) -> SysResult<usize> {
+        rustix::io::pwrite(self.borrow(), buf, off).map_err(|e| Errno::new(e.raw_os_error()))
+    }
+
+    /// `lseek` on the host fd.
+    pub fn lseek(&self, off: i64, whence: i32) -> SysResult<u64> {
+        use rustix::fs::SeekFrom;
+        let pos = match whence {
+            libc::SEEK_SET => SeekFrom::Start(off as u64),
+            libc::SEEK_CUR => SeekFrom::Current(off),
+            libc::SEEK_END => SeekFrom::End(off),
+            _ => return Err(Errno::EINVAL.because("lseek whence")),
+        };
+        rustix::fs::seek(self.borrow(), pos).map_err(|e| Errno::new(e.raw_os_error()))
+    }
+
+    /// `fstat` of the host fd.
+    pub fn fstat(&self) -> SysResult<Stat> {
+        rustix::fs::fstat(self.borrow())
+            .map(|st| Stat::from_host(&st))
+            .map_err(|e| Errno::new(e.raw_os_error()))
+    }
+
+    /// Terminal and `FIONREAD` ioctls, performed on the host fd.
+    pub fn ioctl(&self, cmd: u32, input: &[u8]) -> SysResult<IoctlOutcome> {
+        let fd = self.fd.as_raw_fd();
+        match u64::from(cmd) {
+            libc::TIOCGPGRP | libc::TIOCSPGRP | libc::TIOCGSID if self.is_tty => {
+                Ok(IoctlOutcome::JobControl)
+            }
+            libc::TCGETS if self.is_tty => {
+                let mut out = vec![0u8; TERMIOS_SIZE];
+                ioctl_buf(fd, libc::TCGETS, &mut out)?;
+                Ok(IoctlOutcome::Done { ret: 0, out })
+            }
+            c @ (libc::TCSETS | libc::TCSETSW | libc::TCSETSF) if self.is_tty => {
+                let mut inp = input.get(..TERMIOS_SIZE).ok_or(Errno::EFAULT)?.to_vec();
+                ioctl_buf(fd, c, &mut inp)?;
+                Ok(IoctlOutcome::Done {
+                    ret: 0,
+                    out: Vec::new(),
+                })
+            }
+            libc::TIOCGWINSZ if self.is_tty => {
+                let mut out = vec![0u8; WINSIZE_SIZE];
+                ioctl_buf(fd, libc::TIOCGWINSZ, &mut out)?;
+                Ok(IoctlOutcome::Done { ret: 0, out })
+            }
+            libc::TIOCSWINSZ if self.is_tty => {
+                let mut inp = input.get(..WINSIZE_SIZE).ok_or(Errno::EFAULT)?.to_vec();
+                ioctl_buf(fd, libc::TIOCSWINSZ, &mut inp)?;
+                Ok(IoctlOutcome::Done {
+                    ret: 0,
+                    out: Vec::new(),
+                })
+            }
+            libc::FIONREAD => {
+                let mut out = vec![0u8; 4];
+                ioctl_buf(fd, libc::FIONREAD, &mut out)?;
+                Ok(IoctlOutcome::Done { ret: 0, out })
+            }
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+}
+
+/// `ioctl(fd, cmd, buf.as_mut_ptr())` for commands whose argument is a
+/// pointer to a buffer of exactly `buf.len()` bytes.
+fn ioctl_buf(fd: RawFd, cmd: u64, buf: &mut [u8]) -> SysResult<()> {
+    // SAFETY: only called with the commands above, whose argument is a
+    // pointer to a struct of the size `buf` has (termios 36 bytes, winsize
+    // 8, int 4; checked by the callers); the kernel reads or writes at most
+    // that many bytes; `fd` is a live fd owned by a `HostFile`.
+    let r = unsafe { libc::ioctl(fd, cmd as _, buf.as_mut_ptr()) };
+    if r < 0 {
+        return Err(Errno::new(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        ));
+    }
+    Ok(())
+}
+
+impl Drop for HostFile {
+    fn drop(&mut self) {
+        if !self.always_ready {
+            notifier().remove(self.fd.as_raw_fd());
+        }
+    }
+}
+
+/// The host-fd notifier: one epoll instance and one thread that notifies
+/// the wait queue of each registered fd when it becomes ready
+/// (edge-triggered: waiters re-check readiness after registering).
+struct Notifier {
+    epfd: Option<OwnedFd>,
+    targets: Mutex<HashMap<RawFd, Weak<WaitQueue>>>,
+}
+
+fn notifier() -> &'static Notifier {
+    static N: OnceLock<Notifier> = OnceLock::new();
+    N.get_or_init(Notifier::start)
+}
+
+impl Notifier {
+    fn start() -> Notifier {
+        // SAFETY: epoll_create1 takes no pointers; the fd it returns (if
+        // >= 0) is owned by nobody else.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        let epfd = if raw >= 0 {
+            use std::os::fd::FromRawFd;
+            // SAFETY: `raw` was just returned by epoll_create1 and is owned
+            // by no other object.
+            Some(unsafe { OwnedFd::from_raw_fd(raw) })
+        } else {
+            tracing::warn!("host-fd notifier: epoll_create1 failed; host stdio will poll");
+            None
+        };
+        if let Some(fd) = &epfd {
+            let raw = fd.as_raw_fd();
+            let spawned = std::thread::Builder::new()
+                .name("sbx-fdnotifier".into())
+                .spawn(move || Notifier::run(raw));
+            if spawned.is_err() {
+                tracing::warn!("host-fd notifier: cannot start its thread");
+            }
+        }
+        Notifier {
+            epfd,
+            targets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn run(epfd: RawFd) {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        loop {
+            // SAFETY: `events` is a valid writable array of 16 epoll_events;
+            // `epfd` stays open for the life of the process (the notifier
+            // is a never-dropped static).
+            let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), 16, -1) };
+            if n < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                tracing::warn!("host-fd notifier: epoll_wait failed; stopping");
+                return;
+            }
+            let n = n as usize;
+            let targets = notifier().targets.lock().unwrap_or_else(|e| e.into_inner());
+            for ev in &events[..n] {
+                let fd = ev.u64 as RawFd;
+                if let Some(q) = targets.get(&fd).and_then(Weak::upgrade) {
+                    let mut mask = 0;
+                    if ev.events & (libc::EPOLLIN as u32) != 0 {
+                        mask |= EVENT_IN;
+                    }
+                    if ev.events & (libc::EPOLLOUT as u32) != 0 {
+                        mask |= EVENT_OUT;
+                    }
+                    if ev.events & (libc::EPOLLERR as u32) != 0 {
+                        mask |= EVENT_ERR;
+                    }
+                    if ev.events & (libc::EPOLLHUP as u32 | libc::EPOLLRDHUP as u32) != 0 {
+                        mask |= EVENT_HUP | EVENT_IN;
+                    }
+                    q.notify(mask);
+                }
+            }
+        }
+    }
+
+    fn add(&self, fd: RawFd, queue: &Arc<WaitQueue>) {
+        let Some(ep) = &self.epfd else { return };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: fd as u64,
+        };
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fd, Arc::downgrade(queue));
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call;
+        // both fds are live. Failure (EPERM for files epoll cannot watch)
+        // only means no notifications: readiness is still polled.
+        let r = unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        if r < 0 {
+            tracing::debug!(fd, "host-fd notifier: fd not pollable by epoll");
+        }
+    }
+
+    fn remove(&self, fd: RawFd) {
+        let Some(ep) = &self.epfd else { return };
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fd);
+        // SAFETY: EPOLL_CTL_DEL ignores the event pointer (null allowed
+        // since Linux 2.6.9); `fd` is still open (called before it closes).
+        unsafe {
+            libc::epoll_ctl(
+                ep.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::waiter::{Registration, WaitOutcome, Waiter};
+    use std::time::{Duration, Instant};
+
+    fn host_pipe_file() -> (Arc<HostFile>, OwnedFd) {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        (HostFile::from_fd(HostFileKind::Stdio(0), r), w)
+    }
+
+    #[test]
+    fn read_of_empty_host_pipe_is_eagain_not_blocking() {
+        let (f, _w) = host_pipe_file();
+        let mut buf = [0u8; 4];
+        assert_eq!(f.read(&mut buf).unwrap_err().code(), libc::EAGAIN);
+    }
+
+    #[test]
+    fn notifier_wakes_waiter_when_host_fd_becomes_readable() {
+        let (f, w) = host_pipe_file();
+        let waiter = Waiter::new();
+        let _reg = Registration::new(f.queue(), &waiter, EVENT_IN);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            rustix::io::write(&w, b"hi").unwrap();
+            w
+        });
+        assert_eq!(
+            waiter.wait(Some(Instant::now() + Duration::from_secs(5))),
+            WaitOutcome::Woken
+        );
+        let _w = t.join().unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(f.read(&mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"hi");
+    }
+
+    #[test]
+    fn terminal_ioctls_on_a_non_tty_are_enotty() {
+        let (f, _w) = host_pipe_file();
+        assert_eq!(
+            f.ioctl(libc::TCGETS as u32, &[]).unwrap_err(),
+            Errno::ENOTTY
+        );
+        assert_eq!(
+            f.ioctl(libc::TIOCGPGRP as u32, &[]).unwrap_err(),
+            Errno::ENOTTY
+        );
+    }
+}

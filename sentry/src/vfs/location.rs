@@ -1,0 +1,102 @@
+//! `Location`: a place in the sandbox's file tree (the analogue of a
+//! Linux `struct path`: a dentry in a mount), where path resolution
+//! starts, walks and ends.
+
+use std::sync::Arc;
+
+use crate::errno::{Errno, SysResult};
+use crate::vfs::dev::DevNode;
+use crate::vfs::overlay::{DirEntry, Node};
+use crate::vfs::proc::{ProcNode, ProcSource};
+use crate::vfs::stat::{FileType, Stat};
+
+/// A file or directory in one of the three mounts: the overlay root
+/// filesystem, `/dev` or `/proc`.
+#[derive(Clone, Debug)]
+pub enum Location {
+    Overlay(Arc<Node>),
+    Dev(DevNode),
+    Proc(ProcNode),
+}
+
+impl PartialEq for Location {
+    fn eq(&self, other: &Location) -> bool {
+        match (self, other) {
+            (Location::Overlay(a), Location::Overlay(b)) => Arc::ptr_eq(a, b),
+            (Location::Dev(a), Location::Dev(b)) => a == b,
+            (Location::Proc(a), Location::Proc(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Location {
+    /// The file type.
+    pub fn file_type(&self) -> FileType {
+        match self {
+            Location::Overlay(n) => n.file_type(),
+            Location::Dev(d) => d.file_type(),
+            Location::Proc(p) => p.file_type(),
+        }
+    }
+
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == FileType::Directory
+    }
+
+    /// `stat(2)`.
+    pub fn stat(&self, src: &dyn ProcSource) -> Stat {
+        match self {
+            Location::Overlay(n) => n.stat(),
+            Location::Dev(d) => d.stat(),
+            Location::Proc(p) => p.stat(src),
+        }
+    }
+
+    /// A symlink's target.
+    pub fn readlink(&self, src: &dyn ProcSource) -> SysResult<Vec<u8>> {
+        match self {
+            Location::Overlay(n) => n.readlink(),
+            Location::Dev(d) => d.readlink(),
+            Location::Proc(p) => p.readlink(src),
+        }
+    }
+
+    /// Looks up one component (not `.`/`..`) in this directory, without
+    /// crossing mount points (the resolver does that).
+    pub(crate) fn lookup_child(&self, name: &[u8], src: &dyn ProcSource) -> SysResult<Location> {
+        match self {
+            Location::Overlay(n) => n.lookup(name).map(Location::Overlay),
+            Location::Dev(d) => d.lookup(name).map(Location::Dev),
+            Location::Proc(p) => p.lookup(name, src).map(Location::Proc),
+        }
+    }
+
+    /// A directory's listing (without `.` and `..`).
+    pub fn list(&self, src: &dyn ProcSource) -> SysResult<Vec<DirEntry>> {
+        let conv = |v: Vec<(Vec<u8>, u64, FileType)>| {
+            v.into_iter()
+                .map(|(name, ino, t)| DirEntry {
+                    name,
+                    ino,
+                    ftype: Some(t),
+                })
+                .collect()
+        };
+        match self {
+            Location::Overlay(n) => n.list(),
+            Location::Dev(DevNode::Root) => Ok(conv(DevNode::list())),
+            Location::Dev(_) => Err(Errno::ENOTDIR),
+            Location::Proc(p) => p.list(src).map(conv),
+        }
+    }
+
+    /// The overlay node, if this is one.
+    pub fn overlay_node(&self) -> Option<&Arc<Node>> {
+        match self {
+            Location::Overlay(n) => Some(n),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,690 @@
+//! End-to-end tests of the VFS over a temporary host directory as the
+//! lower layer.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::*;
+use crate::errno::Errno;
+
+/// A fake kernel: one process, pid 7, with cwd `/` and an `exe`.
+struct OneProcess;
+
+impl ProcSource for OneProcess {
+    fn current_pid(&self) -> i32 {
+        7
+    }
+    fn pids(&self) -> Vec<i32> {
+        vec![7]
+    }
+    fn exe_path(&self, _: i32) -> Option<Vec<u8>> {
+        Some(b"/bin/prog".to_vec())
+    }
+    fn cwd_path(&self, _: i32) -> Option<Vec<u8>> {
+        Some(b"/".to_vec())
+    }
+    fn fd_targets(&self, _: i32) -> Option<Vec<(i32, Vec<u8>)>> {
+        Some(vec![(0, b"/dev/null".to_vec())])
+    }
+    fn maps_text(&self, _: i32) -> Option<Vec<u8>> {
+        Some(b"00400000-00401000 r-xp 00000000 00:00 0 /bin/prog\n".to_vec())
+    }
+    fn status_text(&self, _: i32) -> Option<Vec<u8>> {
+        Some(b"Name:\tprog\nPid:\t7\n".to_vec())
+    }
+    fn stat_text(&self, _: i32) -> Option<Vec<u8>> {
+        Some(b"7 (prog) R 0\n".to_vec())
+    }
+    fn cmdline(&self, _: i32) -> Option<Vec<u8>> {
+        Some(b"prog\0-x\0".to_vec())
+    }
+}
+
+const P: &OneProcess = &OneProcess;
+const RO: u32 = libc::O_RDONLY as u32;
+const RW: u32 = libc::O_RDWR as u32;
+const ROOT: Creds = Creds { uid: 0, gid: 0 };
+
+struct Fixture {
+    /// Holds the lower layer; `outside` is a sibling the sandbox must
+    /// never reach.
+    _tmp: tempfile::TempDir,
+    lower: std::path::PathBuf,
+    outside: std::path::PathBuf,
+    vfs: Vfs,
+    ctx: FsContext,
+}
+
+/// Lower layer:
+///   etc/passwd       "sandbox passwd"
+///   data/a.txt       "lower a"
+///   data/b.txt       "lower b"
+///   data/sub/c.txt   "lower c"
+///   bin/prog         "#!prog" (0755)
+/// and, beside the root, `outside/secret` = "HOST SECRET".
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = tmp.path().join("root");
+    let outside = tmp.path().join("outside");
+    for d in ["etc", "data/sub", "bin"] {
+        std::fs::create_dir_all(lower.join(d)).unwrap();
+    }
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(lower.join("etc/passwd"), b"sandbox passwd").unwrap();
+    std::fs::write(lower.join("data/a.txt"), b"lower a").unwrap();
+    std::fs::write(lower.join("data/b.txt"), b"lower b").unwrap();
+    std::fs::write(lower.join("data/sub/c.txt"), b"lower c").unwrap();
+    std::fs::write(lower.join("bin/prog"), b"#!prog").unwrap();
+    std::fs::set_permissions(
+        lower.join("bin/prog"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(outside.join("secret"), b"HOST SECRET").unwrap();
+    let vfs = Vfs::new(&lower).unwrap();
+    let ctx = vfs.new_context();
+    Fixture {
+        _tmp: tmp,
+        lower,
+        outside,
+        vfs,
+        ctx,
+    }
+}
+
+impl Fixture {
+    fn open(&self, path: &str, flags: u32) -> Result<std::sync::Arc<FileDescription>, Errno> {
+        self.vfs
+            .open(&self.ctx, At::Cwd, path.as_bytes(), flags, 0o644, ROOT, P)
+    }
+
+    fn read_all(&self, path: &str) -> Result<Vec<u8>, Errno> {
+        let f = self.open(path, RO)?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    fn write_file(&self, path: &str, data: &[u8], flags: u32) {
+        let f = self.open(path, libc::O_WRONLY as u32 | flags).unwrap();
+        assert_eq!(f.write(data).unwrap(), data.len());
+    }
+
+    fn symlink(&self, target: &str, path: &str) {
+        self.vfs
+            .symlink(
+                &self.ctx,
+                target.as_bytes(),
+                At::Cwd,
+                path.as_bytes(),
+                ROOT,
+                P,
+            )
+            .unwrap();
+    }
+
+    /// All names of a directory listed with a `buf`-byte getdents buffer.
+    fn names(&self, path: &str, buf: usize) -> Vec<String> {
+        let f = self.open(path, RO | libc::O_DIRECTORY as u32).unwrap();
+        let mut names = Vec::new();
+        loop {
+            let bytes = f.getdents64(buf, P).unwrap();
+            if bytes.is_empty() {
+                break;
+            }
+            let mut i = 0;
+            while i < bytes.len() {
+                let reclen = u16::from_le_bytes([bytes[i + 16], bytes[i + 17]]) as usize;
+                let name = &bytes[i + 19..i + reclen];
+                let end = name.iter().position(|&c| c == 0).unwrap();
+                names.push(String::from_utf8(name[..end].to_vec()).unwrap());
+                i += reclen;
+            }
+        }
+        names
+    }
+}
+
+fn host_snapshot(p: &Path) -> (Vec<u8>, i64, i64) {
+    let md = std::fs::metadata(p).unwrap();
+    (std::fs::read(p).unwrap(), md.mtime(), md.mtime_nsec())
+}
+
+// ---- escapes -------------------------------------------------------------
+
+#[test]
+fn dotdot_never_leaves_the_sandbox_root() {
+    let fx = fixture();
+    assert_eq!(
+        fx.read_all("/../../../etc/passwd").unwrap(),
+        b"sandbox passwd"
+    );
+    assert_eq!(fx.read_all("../../etc/passwd").unwrap(), b"sandbox passwd");
+    assert_eq!(
+        fx.read_all("/../outside/secret").unwrap_err(),
+        Errno::ENOENT
+    );
+}
+
+#[test]
+fn absolute_symlink_resolves_from_the_sandbox_root() {
+    let fx = fixture();
+    std::os::unix::fs::symlink("/etc/passwd", fx.lower.join("data/abs")).unwrap();
+    std::os::unix::fs::symlink(fx.outside.join("secret"), fx.lower.join("data/host")).unwrap();
+    assert_eq!(fx.read_all("/data/abs").unwrap(), b"sandbox passwd");
+    // The host path of the secret does not exist inside the sandbox.
+    assert_eq!(fx.read_all("/data/host").unwrap_err().code(), libc::ENOENT);
+}
+
+#[test]
+fn relative_symlink_climbing_out_stays_inside() {
+    let fx = fixture();
+    std::os::unix::fs::symlink("../../../../../outside/secret", fx.lower.join("data/rel")).unwrap();
+    std::os::unix::fs::symlink("../../../../../etc/passwd", fx.lower.join("data/rel2")).unwrap();
+    assert_eq!(fx.read_all("/data/rel").unwrap_err().code(), libc::ENOENT);
+    assert_eq!(fx.read_all("/data/rel2").unwrap(), b"sandbox passwd");
+}
+
+#[test]
+fn proc_self_root_dotdot_is_the_sandbox_root() {
+    let fx = fixture();
+    assert_eq!(
+        fx.read_all("/proc/self/root/../etc/passwd").unwrap(),
+        b"sandbox passwd"
+    );
+    assert_eq!(
+        fx.read_all("/proc/self/root/../../outside/secret")
+            .unwrap_err()
+            .code(),
+        libc::ENOENT
+    );
+}
+
+#[test]
+fn chroot_confines_dotdot_and_absolute_paths() {
+    let mut fx = fixture();
+    let mut ctx = fx.ctx.clone();
+    fx.vfs.chroot(&mut ctx, b"/data", P).unwrap();
+    fx.ctx = ctx;
+    assert_eq!(fx.read_all("/a.txt").unwrap(), b"lower a");
+    assert_eq!(fx.read_all("/../../a.txt").unwrap(), b"lower a");
+    assert_eq!(fx.read_all("/etc/passwd").unwrap_err().code(), libc::ENOENT);
+}
+
+// ---- symlinks and resolution rules ---------------------------------------
+
+#[test]
+fn symlink_chains_resolve_and_loops_are_eloop() {
+    let fx = fixture();
+    fx.symlink("a.txt", "/data/l1");
+    fx.symlink("l1", "/data/l2");
+    fx.symlink("/data/l2", "/data/l3");
+    assert_eq!(fx.read_all("/data/l3").unwrap(), b"lower a");
+    fx.symlink("loop2", "/data/loop1");
+    fx.symlink("loop1", "/data/loop2");
+    assert_eq!(fx.read_all("/data/loop1").unwrap_err(), Errno::ELOOP);
+}
+
+#[test]
+fn forty_symlinks_resolve_forty_one_are_eloop() {
+    let fx = fixture();
+    fx.symlink("/data/a.txt", "/data/s0");
+    for i in 1..=40 {
+        fx.symlink(&format!("s{}", i - 1), &format!("/data/s{i}"));
+    }
+    assert_eq!(fx.read_all("/data/s39").unwrap(), b"lower a");
+    assert_eq!(fx.read_all("/data/s40").unwrap_err(), Errno::ELOOP);
+}
+
+#[test]
+fn nofollow_flags_see_the_link_itself() {
+    let fx = fixture();
+    fx.symlink("a.txt", "/data/link");
+    let nofollow = RO | libc::O_NOFOLLOW as u32;
+    assert_eq!(
+        fx.open("/data/link", nofollow).unwrap_err().code(),
+        libc::ELOOP
+    );
+    let st = fx
+        .vfs
+        .stat(
+            &fx.ctx,
+            At::Cwd,
+            b"/data/link",
+            libc::AT_SYMLINK_NOFOLLOW as u32,
+            P,
+        )
+        .unwrap();
+    assert_eq!(st.mode & libc::S_IFMT, libc::S_IFLNK);
+    let st = fx.vfs.stat(&fx.ctx, At::Cwd, b"/data/link", 0, P).unwrap();
+    assert_eq!(st.size, 7);
+    let p = fx
+        .open("/data/link", nofollow | libc::O_PATH as u32)
+        .unwrap();
+    assert_eq!(
+        fx.vfs.readlink(&fx.ctx, At::Fd(&p), b"", P).unwrap(),
+        b"a.txt"
+    );
+}
+
+#[test]
+fn trailing_slash_and_length_rules() {
+    let fx = fixture();
+    assert_eq!(fx.open("/data/a.txt/", RO).unwrap_err(), Errno::ENOTDIR);
+    assert_eq!(fx.open("/data/a.txt/x", RO).unwrap_err(), Errno::ENOTDIR);
+    assert!(fx.open("/data/sub/", RO).is_ok());
+    let long = format!("/data/{}", "n".repeat(256));
+    assert_eq!(fx.open(&long, RO).unwrap_err(), Errno::ENAMETOOLONG);
+    let deep = "/data".to_string() + &"/.".repeat(2100);
+    assert_eq!(fx.open(&deep, RO).unwrap_err(), Errno::ENAMETOOLONG);
+    assert_eq!(fx.open("", RO).unwrap_err().code(), libc::ENOENT);
+}
+
+#[test]
+fn dirfd_relative_resolution_and_at_empty_path() {
+    let fx = fixture();
+    let d = fx.open("/data", RO | libc::O_DIRECTORY as u32).unwrap();
+    let f = fx
+        .vfs
+        .open(&fx.ctx, At::Fd(&d), b"sub/c.txt", RO, 0, ROOT, P)
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(f.read(&mut buf).unwrap(), 7);
+    let st = fx
+        .vfs
+        .stat(&fx.ctx, At::Fd(&f), b"", libc::AT_EMPTY_PATH as u32, P)
+        .unwrap();
+    assert_eq!(st.size, 7);
+    // A regular file is not a dirfd.
+    assert_eq!(
+        fx.vfs
+            .open(&fx.ctx, At::Fd(&f), b"x", RO, 0, ROOT, P)
+            .unwrap_err()
+            .code(),
+        libc::ENOTDIR
+    );
+}
+
+// ---- the overlay never writes the host ------------------------------------
+
+#[test]
+fn writes_to_lower_files_never_reach_the_host() {
+    let fx = fixture();
+    let host = fx.lower.join("data/a.txt");
+    let before = host_snapshot(&host);
+    fx.write_file("/data/a.txt", b"XY", 0);
+    fx.vfs
+        .chmod(&fx.ctx, At::Cwd, b"/data/a.txt", 0o600, true, P)
+        .unwrap();
+    fx.vfs.truncate(&fx.ctx, b"/data/b.txt", 2, P).unwrap();
+    fx.vfs
+        .unlink(&fx.ctx, At::Cwd, b"/data/sub/c.txt", P)
+        .unwrap();
+    fx.vfs
+        .rename(
+            &fx.ctx,
+            At::Cwd,
+            b"/etc/passwd",
+            At::Cwd,
+            b"/etc/moved",
+            0,
+            P,
+        )
+        .unwrap();
+    assert_eq!(fx.read_all("/data/a.txt").unwrap(), b"XYwer a");
+    assert_eq!(host_snapshot(&host), before);
+    assert_eq!(std::fs::metadata(&host).unwrap().mode() & 0o777, 0o644);
+    assert_eq!(
+        std::fs::read(fx.lower.join("data/b.txt")).unwrap(),
+        b"lower b"
+    );
+    assert_eq!(
+        std::fs::read(fx.lower.join("data/sub/c.txt")).unwrap(),
+        b"lower c"
+    );
+    assert_eq!(
+        std::fs::read(fx.lower.join("etc/passwd")).unwrap(),
+        b"sandbox passwd"
+    );
+    assert!(!fx.lower.join("etc/moved").exists());
+}
+
+#[test]
+fn created_files_live_only_in_the_overlay() {
+    let fx = fixture();
+    fx.write_file("/data/new.txt", b"fresh", libc::O_CREAT as u32);
+    fx.vfs
+        .mkdir(&fx.ctx, At::Cwd, b"/data/newdir", 0o755, ROOT, P)
+        .unwrap();
+    assert_eq!(fx.read_all("/data/new.txt").unwrap(), b"fresh");
+    assert!(!fx.lower.join("data/new.txt").exists());
+    assert!(!fx.lower.join("data/newdir").exists());
+}
+
+// ---- copy-up --------------------------------------------------------------
+
+#[test]
+fn copy_up_keeps_untouched_bytes_and_identity() {
+    let fx = fixture();
+    let ino = std::fs::metadata(fx.lower.join("data/a.txt"))
+        .unwrap()
+        .ino();
+    let f = fx.open("/data/a.txt", RW).unwrap();
+    assert_eq!(f.lseek(6, libc::SEEK_SET).unwrap(), 6);
+    f.write(b"A!").unwrap();
+    let st = f.fstat(P).unwrap();
+    assert_eq!(st.size, 8);
+    assert_eq!(st.ino, ino);
+    assert_eq!(fx.read_all("/data/a.txt").unwrap(), b"lower A!");
+}
+
+#[test]
+fn o_trunc_and_o_append_on_a_lower_file() {
+    let fx = fixture();
+    fx.write_file("/data/a.txt", b"new", libc::O_TRUNC as u32);
+    assert_eq!(fx.read_all("/data/a.txt").unwrap(), b"new");
+    fx.write_file("/data/b.txt", b"+more", libc::O_APPEND as u32);
+    assert_eq!(fx.read_all("/data/b.txt").unwrap(), b"lower b+more");
+}
+
+#[test]
+fn hard_link_to_a_lower_file_shares_copied_up_data() {
+    let fx = fixture();
+    fx.vfs
+        .link(&fx.ctx, At::Cwd, b"/data/a.txt", At::Cwd, b"/data/hl", 0, P)
+        .unwrap();
+    fx.write_file("/data/hl", b"L", 0);
+    assert_eq!(fx.read_all("/data/a.txt").unwrap(), b"Lower a");
+    let st = fx.vfs.stat(&fx.ctx, At::Cwd, b"/data/a.txt", 0, P).unwrap();
+    assert_eq!(st.nlink, 2);
+    let st2 = fx.vfs.stat(&fx.ctx, At::Cwd, b"/data/hl", 0, P).unwrap();
+    assert_eq!(st.ino, st2.ino);
+    fx.vfs.unlink(&fx.ctx, At::Cwd, b"/data/a.txt", P).unwrap();
+    assert_eq!(fx.read_all("/data/hl").unwrap(), b"Lower a");
+    assert_eq!(
+        fx.vfs
+            .stat(&fx.ctx, At::Cwd, b"/data/hl", 0, P)
+            .unwrap()
+            .nlink,
+        1
+    );
+}
+
+// ---- unlink, whiteouts, rmdir, rename --------------------------------------
+
+#[test]
+fn unlinked_lower_file_is_whited_out_and_can_be_recreated() {
+    let fx = fixture();
+    fx.vfs.unlink(&fx.ctx, At::Cwd, b"/data/a.txt", P).unwrap();
+    assert_eq!(fx.open("/data/a.txt", RO).unwrap_err(), Errno::ENOENT);
+    assert!(!fx.names("/data", 4096).contains(&"a.txt".to_string()));
+    fx.write_file(
+        "/data/a.txt",
+        b"again",
+        libc::O_CREAT as u32 | libc::O_EXCL as u32,
+    );
+    assert_eq!(fx.read_all("/data/a.txt").unwrap(), b"again");
+}
+
+#[test]
+fn rmdir_counts_lower_entries_and_whiteouts() {
+    let fx = fixture();
+    let rmdir = |p: &str| fx.vfs.rmdir(&fx.ctx, At::Cwd, p.as_bytes(), P);
+    assert_eq!(rmdir("/data/sub").unwrap_err(), Errno::ENOTEMPTY);
+    fx.vfs
+        .unlink(&fx.ctx, At::Cwd, b"/data/sub/c.txt", P)
+        .unwrap();
+    rmdir("/data/sub").unwrap();
+    assert_eq!(fx.open("/data/sub", RO).unwrap_err(), Errno::ENOENT);
+    // A new directory of the same name is opaque: the lower c.txt is gone.
+    fx.vfs
+        .mkdir(&fx.ctx, At::Cwd, b"/data/sub", 0o755, ROOT, P)
+        .unwrap();
+    assert_eq!(fx.names("/data/sub", 4096), vec![".", ".."]);
+    assert_eq!(fx.open("/data/sub/c.txt", RO).unwrap_err(), Errno::ENOENT);
+    assert!(fx.lower.join("data/sub/c.txt").exists());
+    assert_eq!(rmdir("/data/a.txt").unwrap_err(), Errno::ENOTDIR);
+    assert_eq!(rmdir("/proc").unwrap_err(), Errno::EBUSY);
+}
+
+#[test]
+fn rename_moves_files_and_directories_across_layers() {
+    let fx = fixture();
+    let rename = |a: &str, b: &str| {
+        fx.vfs
+            .rename(&fx.ctx, At::Cwd, a.as_bytes(), At::Cwd, b.as_bytes(), 0, P)
+    };
+    // Lower file over another lower file.
+    rename("/data/a.txt", "/data/b.txt").unwrap();
+    assert_eq!(fx.read_all("/data/b.txt").unwrap(), b"lower a");
+    assert_eq!(fx.open("/data/a.txt", RO).unwrap_err(), Errno::ENOENT);
+    // Lower directory to a new upper directory.
+    fx.vfs
+        .mkdir(&fx.ctx, At::Cwd, b"/new", 0o755, ROOT, P)
+        .unwrap();
+    rename("/data/sub", "/new/moved").unwrap();
+    assert_eq!(fx.read_all("/new/moved/c.txt").unwrap(), b"lower c");
+    assert_eq!(fx.open("/data/sub/c.txt", RO).unwrap_err(), Errno::ENOENT);
+    let mut ctx = fx.ctx.clone();
+    fx.vfs.chdir(&mut ctx, b"/new/moved", P).unwrap();
+    assert_eq!(fx.vfs.getcwd(&ctx, P).unwrap(), b"/new/moved");
+    // Into itself, over a non-empty directory, file over directory.
+    assert_eq!(
+        rename("/new", "/new/moved/x").unwrap_err().code(),
+        libc::EINVAL
+    );
+    assert_eq!(rename("/bin", "/new").unwrap_err(), Errno::ENOTEMPTY);
+    assert_eq!(rename("/data/b.txt", "/new").unwrap_err(), Errno::EISDIR);
+    assert_eq!(
+        fx.vfs
+            .rename(
+                &fx.ctx,
+                At::Cwd,
+                b"/data/b.txt",
+                At::Cwd,
+                b"/etc/passwd",
+                libc::RENAME_NOREPLACE,
+                P
+            )
+            .unwrap_err(),
+        Errno::EEXIST
+    );
+    assert_eq!(rename("/data/b.txt", "/dev/x").unwrap_err(), Errno::EXDEV);
+}
+
+// ---- directory listings ---------------------------------------------------
+
+#[test]
+fn merged_listing_continued_across_small_buffers_is_exact() {
+    let fx = fixture();
+    for i in 0..40 {
+        std::fs::write(fx.lower.join(format!("data/lower{i:02}")), b"x").unwrap();
+    }
+    for i in 0..10 {
+        fx.write_file(&format!("/data/upper{i}"), b"y", libc::O_CREAT as u32);
+    }
+    for i in 0..5 {
+        fx.vfs
+            .unlink(&fx.ctx, At::Cwd, format!("/data/lower{i:02}").as_bytes(), P)
+            .unwrap();
+    }
+    // Shadow a lower name with an upper file: listed once.
+    fx.write_file("/data/lower10", b"z", libc::O_TRUNC as u32);
+    let mut got = fx.names("/data", 64);
+    got.sort();
+    let mut want: Vec<String> = [".", "..", "a.txt", "b.txt", "sub"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    want.extend((5..40).map(|i| format!("lower{i:02}")));
+    want.extend((0..10).map(|i| format!("upper{i}")));
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn getdents_rejects_a_buffer_too_small_for_one_entry() {
+    let fx = fixture();
+    let f = fx.open("/data", RO).unwrap();
+    assert_eq!(f.getdents64(10, P).unwrap_err().code(), libc::EINVAL);
+    assert_eq!(
+        fx.open("/data/a.txt", RO)
+            .unwrap()
+            .getdents64(4096, P)
+            .unwrap_err(),
+        Errno::ENOTDIR
+    );
+}
+
+#[test]
+fn dev_and_proc_are_listed_and_resolved() {
+    let fx = fixture();
+    let dev = fx.names("/dev", 4096);
+    assert!(dev.contains(&"null".to_string()) && dev.contains(&"urandom".to_string()));
+    let f = fx.open("/dev/null", RW).unwrap();
+    assert_eq!(f.write(b"gone").unwrap(), 4);
+    assert_eq!(
+        fx.read_all("/dev/../etc/passwd").unwrap(),
+        b"sandbox passwd"
+    );
+    assert_eq!(fx.read_all("/proc/self/cmdline").unwrap(), b"prog\0-x\0");
+    assert_eq!(
+        fx.read_all("/proc/7/status").unwrap(),
+        b"Name:\tprog\nPid:\t7\n"
+    );
+    assert_eq!(
+        fx.vfs.readlink(&fx.ctx, At::Cwd, b"/proc/self", P).unwrap(),
+        b"7"
+    );
+    assert_eq!(
+        fx.vfs
+            .readlink(&fx.ctx, At::Cwd, b"/proc/self/exe", P)
+            .unwrap(),
+        b"/bin/prog"
+    );
+    assert_eq!(fx.open("/proc/8/status", RO).unwrap_err(), Errno::ENOENT);
+    assert!(fx.names("/proc/self/fd", 4096).contains(&"0".to_string()));
+    assert_eq!(
+        fx.open("/proc/self/status", RW).unwrap_err().code(),
+        libc::EACCES
+    );
+}
+
+// ---- file descriptions ----------------------------------------------------
+
+#[test]
+fn access_mode_is_enforced() {
+    let fx = fixture();
+    let f = fx.open("/data/a.txt", RO).unwrap();
+    assert_eq!(f.write(b"x").unwrap_err().code(), libc::EBADF);
+    let w = fx.open("/data/a.txt", libc::O_WRONLY as u32).unwrap();
+    assert_eq!(w.read(&mut [0u8; 1]).unwrap_err().code(), libc::EBADF);
+    assert_eq!(fx.open("/data", RW).unwrap_err(), Errno::EISDIR);
+    let p = fx.open("/data/a.txt", libc::O_PATH as u32).unwrap();
+    assert_eq!(p.read(&mut [0u8; 1]).unwrap_err().code(), libc::EBADF);
+}
+
+#[test]
+fn lseek_whences() {
+    let fx = fixture();
+    let f = fx.open("/data/a.txt", RO).unwrap();
+    assert_eq!(f.lseek(-2, libc::SEEK_END).unwrap(), 5);
+    let mut b = [0u8; 2];
+    f.read(&mut b).unwrap();
+    assert_eq!(&b, b" a");
+    assert_eq!(f.lseek(-1, libc::SEEK_CUR).unwrap(), 6);
+    assert_eq!(
+        f.lseek(-10, libc::SEEK_CUR).unwrap_err().code(),
+        libc::EINVAL
+    );
+    assert_eq!(f.lseek(3, libc::SEEK_HOLE).unwrap(), 7);
+    assert_eq!(f.lseek(7, libc::SEEK_DATA).unwrap_err(), Errno::ENXIO);
+}
+
+#[test]
+fn status_flags_setfl_changes_only_settable_bits() {
+    let fx = fixture();
+    let f = fx.open("/data/a.txt", RO).unwrap();
+    f.set_status_flags((libc::O_NONBLOCK | libc::O_RDWR | libc::O_APPEND) as u32);
+    let fl = f.status_flags();
+    assert_eq!(fl & libc::O_ACCMODE as u32, libc::O_RDONLY as u32);
+    assert_ne!(fl & libc::O_NONBLOCK as u32, 0);
+    assert_ne!(fl & libc::O_APPEND as u32, 0);
+}
+
+#[test]
+fn mapped_file_of_an_overlay_file_follows_copy_up() {
+    let fx = fixture();
+    let (m, st, path) = fx.vfs.open_exec(&fx.ctx, b"/bin/prog", P).unwrap();
+    assert_eq!(path, b"/bin/prog");
+    assert_eq!(m.path_name(), "/bin/prog");
+    assert_eq!(st.size, 6);
+    let mut buf = [0u8; 6];
+    assert_eq!(m.read_at(0, &mut buf).unwrap(), 6);
+    assert_eq!(&buf, b"#!prog");
+    assert_eq!(
+        fx.vfs
+            .open_exec(&fx.ctx, b"/data/a.txt", P)
+            .unwrap_err()
+            .code(),
+        libc::EACCES
+    );
+}
+
+#[test]
+fn getcwd_of_a_removed_directory_is_enoent() {
+    let fx = fixture();
+    fx.vfs
+        .mkdir(&fx.ctx, At::Cwd, b"/tmpd", 0o755, ROOT, P)
+        .unwrap();
+    let mut ctx = fx.ctx.clone();
+    fx.vfs.chdir(&mut ctx, b"/tmpd", P).unwrap();
+    assert_eq!(fx.vfs.getcwd(&ctx, P).unwrap(), b"/tmpd");
+    fx.vfs.rmdir(&fx.ctx, At::Cwd, b"/tmpd", P).unwrap();
+    assert_eq!(fx.vfs.getcwd(&ctx, P).unwrap_err().code(), libc::ENOENT);
+    assert_eq!(
+        fx.vfs
+            .open(
+                &ctx,
+                At::Cwd,
+                b"f",
+                RW | libc::O_CREAT as u32,
+                0o644,
+                ROOT,
+                P
+            )
+            .unwrap_err()
+            .code(),
+        libc::ENOENT
+    );
+}
+
+#[test]
+fn creat_through_a_dangling_symlink_creates_the_target() {
+    let fx = fixture();
+    fx.symlink("/data/target", "/data/dangling");
+    fx.write_file("/data/dangling", b"via link", libc::O_CREAT as u32);
+    assert_eq!(fx.read_all("/data/target").unwrap(), b"via link");
+    let excl = libc::O_CREAT as u32 | libc::O_EXCL as u32 | RW;
+    assert_eq!(fx.open("/data/dangling", excl).unwrap_err(), Errno::EEXIST);
+}
+
+#[test]
+fn umask_applies_to_created_files() {
+    let fx = fixture();
+    fx.write_file("/data/m", b"", libc::O_CREAT as u32);
+    let st = fx.vfs.stat(&fx.ctx, At::Cwd, b"/data/m", 0, P).unwrap();
+    assert_eq!(st.mode, libc::S_IFREG | 0o644);
+    fx.vfs
+        .mkdir(&fx.ctx, At::Cwd, b"/data/d", 0o777, ROOT, P)
+        .unwrap();
+    let st = fx.vfs.stat(&fx.ctx, At::Cwd, b"/data/d", 0, P).unwrap();
+    assert_eq!(st.mode, libc::S_IFDIR | 0o755);
+    assert_ne!(st.dev, std::fs::metadata(&fx.lower).unwrap().dev());
+}
