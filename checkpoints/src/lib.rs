@@ -6,3 +6,4 @@
 //! - [`image`]: the on-disk/streamed image (manifest, state section,
 //!   memory section in checksummed, compressed chunks).
 #![forbid(unsafe_code)]
+pub mod image;
