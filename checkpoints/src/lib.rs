@@ -6,4 +6,14 @@
 //! - [`image`]: the on-disk/streamed image (manifest, state section,
 //!   memory section in checksummed, compressed chunks).
 #![forbid(unsafe_code)]
+
+// Lets `#[derive(Stateify)]`'s `::checkpoints::…` paths resolve inside this
+// crate's own tests too (unused by the library itself).
+#[allow(unused_extern_crates)]
+extern crate self as checkpoints;
+
+pub mod state;
+pub use state::Stateify;
+/// `#[derive(Stateify)]` (same name as the trait, like serde).
+pub use stateify_derive::Stateify;
 pub mod image;

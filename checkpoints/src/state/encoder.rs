@@ -1,0 +1,191 @@
+//! The encoder: a byte buffer plus the save side of the object graph.
+//!
+//! Identity of shared objects is the address of their `Arc` allocation. The
+//! encoder keeps a strong reference to every object it has assigned an id
+//! (in its queue), so no address can be freed and reused by another object
+//! while a save is in progress, and an object reached only through a `Weak`
+//! stays alive until its body is written.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use super::{varint, SaveError, Stateify};
+
+/// Deepest value nesting [`Encoder::enter`] accepts (recursive data such as
+/// `Option<Box<List>>`); mirrored by the decoder's limit.
+pub const MAX_DEPTH: usize = 256;
+
+/// Largest count of zero-byte elements (e.g. `Vec<()>`) a collection may
+/// hold; such elements cannot be bounded by the input size.
+pub const MAX_ZERO_SIZED_LEN: usize = 1 << 20;
+
+/// An object whose body still has to be written, type-erased.
+pub(crate) trait ErasedObject {
+    fn save_body(&self, enc: &mut Encoder) -> Result<(), SaveError>;
+}
+
+impl<T: Stateify> ErasedObject for T {
+    fn save_body(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        self.save(enc)
+    }
+}
+
+/// A reference recorded while writing an object's body.
+#[derive(Clone, Copy)]
+pub(crate) struct Edge {
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    pub(crate) weak: bool,
+}
+
+/// Save-side object graph state.
+#[derive(Default)]
+pub(crate) struct SaveGraph {
+    /// Allocation address → object id.
+    ids: HashMap<usize, u32>,
+    /// Objects in id (discovery) order; also keeps them alive.
+    pub(crate) queue: Vec<Arc<dyn ErasedObject>>,
+    /// Object id → index into `type_names`.
+    pub(crate) obj_type: Vec<u32>,
+    type_index: HashMap<TypeId, u32>,
+    pub(crate) type_names: Vec<String>,
+    /// References between objects (not from the root value), grouped by
+    /// `from` in increasing order because bodies are written in id order.
+    pub(crate) edges: Vec<Edge>,
+    /// The object whose body is being written (`None`: the root value).
+    pub(crate) current: Option<u32>,
+}
+
+/// Writes state. Passed to [`Stateify::save`]; `with` modules use
+/// [`Encoder::serialize`], [`Encoder::write_len`] and
+/// [`Encoder::write_bytes`].
+pub struct Encoder {
+    pub(crate) buf: Vec<u8>,
+    depth: usize,
+    pub(crate) graph: SaveGraph,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("bytes", &self.buf.len())
+            .field("objects", &self.graph.queue.len())
+            .finish()
+    }
+}
+
+impl Encoder {
+    pub(crate) fn new() -> Self {
+        Encoder {
+            buf: Vec::new(),
+            depth: 0,
+            graph: SaveGraph::default(),
+        }
+    }
+
+    /// Writes a serde value with postcard.
+    pub fn serialize<V: serde::Serialize + ?Sized>(&mut self, value: &V) -> Result<(), SaveError> {
+        postcard::to_io(value, &mut self.buf).map_err(|source| SaveError::Serialize { source })?;
+        Ok(())
+    }
+
+    /// Writes an unsigned integer as a postcard varint.
+    pub fn write_varint(&mut self, v: u64) {
+        varint::write(&mut self.buf, v);
+    }
+
+    /// Writes a collection length (varint).
+    pub fn write_len(&mut self, len: usize) {
+        // usize is at most 64 bits on every supported target.
+        varint::write(&mut self.buf, len as u64);
+    }
+
+    /// Writes a length for `len` elements of `T`, refusing lengths a loader
+    /// would reject.
+    pub(crate) fn write_len_of<T: Stateify>(&mut self, len: usize) -> Result<(), SaveError> {
+        if T::MIN_SIZE == 0 && len > MAX_ZERO_SIZED_LEN {
+            return Err(SaveError::TooLong {
+                len,
+                limit: MAX_ZERO_SIZED_LEN,
+            });
+        }
+        self.write_len(len);
+        Ok(())
+    }
+
+    /// Writes raw bytes (no length).
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Enters one level of value nesting (derived code calls this around
+    /// every derived value).
+    #[doc(hidden)]
+    pub fn enter(&mut self) -> Result<(), SaveError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(SaveError::TooDeep { limit: MAX_DEPTH });
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Leaves a level entered with [`Encoder::enter`].
+    #[doc(hidden)]
+    pub fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// Returns the id of the object `arc` points to, assigning one (and
+    /// queueing its body) on first encounter.
+    fn object_id<T: Stateify>(&mut self, arc: &Arc<T>) -> Result<u32, SaveError> {
+        let addr = Arc::as_ptr(arc) as *const () as usize;
+        if let Some(&id) = self.graph.ids.get(&addr) {
+            return Ok(id);
+        }
+        let id = u32::try_from(self.graph.queue.len()).map_err(|_| SaveError::TooManyObjects {
+            limit: u32::MAX as usize,
+        })?;
+        let next_type = self.graph.type_names.len() as u32;
+        let ty = *self
+            .graph
+            .type_index
+            .entry(TypeId::of::<T>())
+            .or_insert(next_type);
+        if ty == next_type {
+            self.graph.type_names.push(T::type_name());
+        }
+        self.graph.ids.insert(addr, id);
+        let erased: Arc<dyn ErasedObject> = arc.clone();
+        self.graph.queue.push(erased);
+        self.graph.obj_type.push(ty);
+        Ok(id)
+    }
+
+    fn record_edge(&mut self, to: u32, weak: bool) {
+        if let Some(from) = self.graph.current {
+            self.graph.edges.push(Edge { from, to, weak });
+        }
+    }
+
+    /// Writes a strong reference: the object's id.
+    pub(crate) fn save_arc<T: Stateify>(&mut self, arc: &Arc<T>) -> Result<(), SaveError> {
+        let id = self.object_id(arc)?;
+        self.record_edge(id, false);
+        self.write_varint(u64::from(id));
+        Ok(())
+    }
+
+    /// Writes a weak reference: 0 if dangling, else object id + 1.
+    pub(crate) fn save_weak<T: Stateify>(&mut self, weak: &Weak<T>) -> Result<(), SaveError> {
+        match weak.upgrade() {
+            None => self.write_varint(0),
+            Some(arc) => {
+                let id = self.object_id(&arc)?;
+                self.record_edge(id, true);
+                self.write_varint(u64::from(id) + 1);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! Scalars.
+
+use crate::state::fingerprint::hash_str;
+use crate::state::{Decoder, Encoder, LoadError, SaveError, Stateify};
+
+macro_rules! postcard_scalar {
+    ($($t:ty => $name:literal, $min:expr;)*) => {$(
+        impl Stateify for $t {
+            const SHAPE: u64 = hash_str($name);
+            const MIN_SIZE: usize = $min;
+            const HAS_HOOKS: bool = false;
+            fn type_name() -> String {
+                $name.to_owned()
+            }
+            fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+                enc.serialize(self)
+            }
+            fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+                dec.deserialize()
+            }
+        }
+    )*};
+}
+
+postcard_scalar! {
+    u16 => "u16", 1;
+    u32 => "u32", 1;
+    u64 => "u64", 1;
+    u128 => "u128", 1;
+    i8 => "i8", 1;
+    i16 => "i16", 1;
+    i32 => "i32", 1;
+    i64 => "i64", 1;
+    i128 => "i128", 1;
+    f32 => "f32", 4;
+    f64 => "f64", 8;
+    bool => "bool", 1;
+    char => "char", 1;
+}
+
+impl Stateify for u8 {
+    const SHAPE: u64 = hash_str("u8");
+    const MIN_SIZE: usize = 1;
+    const HAS_HOOKS: bool = false;
+    fn type_name() -> String {
+        "u8".to_owned()
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.write_bytes(&[*self]);
+        Ok(())
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        Ok(dec.read_bytes(1)?[0])
+    }
+    /// Byte buffers are one bulk copy.
+    fn save_elems(items: &[Self], enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.write_bytes(items);
+        Ok(())
+    }
+    fn load_elems(dec: &mut Decoder<'_>, n: usize) -> Result<Vec<Self>, LoadError> {
+        Ok(dec.read_bytes(n)?.to_vec())
+    }
+}
+
+/// `usize` is saved as `u64`, so images move between 64-bit builds freely;
+/// a value that does not fit this target's `usize` is refused on load.
+impl Stateify for usize {
+    const SHAPE: u64 = hash_str("u64");
+    const MIN_SIZE: usize = 1;
+    const HAS_HOOKS: bool = false;
+    fn type_name() -> String {
+        "usize".to_owned()
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.serialize(&(*self as u64))
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        let v: u64 = dec.deserialize()?;
+        usize::try_from(v).map_err(|_| LoadError::InvalidValue {
+            type_name: "usize",
+            reason: "out of range",
+        })
+    }
+}
+
+/// `isize` is saved as `i64` (see `usize`).
+impl Stateify for isize {
+    const SHAPE: u64 = hash_str("i64");
+    const MIN_SIZE: usize = 1;
+    const HAS_HOOKS: bool = false;
+    fn type_name() -> String {
+        "isize".to_owned()
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.serialize(&(*self as i64))
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        let v: i64 = dec.deserialize()?;
+        isize::try_from(v).map_err(|_| LoadError::InvalidValue {
+            type_name: "isize",
+            reason: "out of range",
+        })
+    }
+}
+
+impl Stateify for () {
+    const SHAPE: u64 = hash_str("()");
+    const MIN_SIZE: usize = 0;
+    const HAS_HOOKS: bool = false;
+    fn type_name() -> String {
+        "()".to_owned()
+    }
+    fn save(&self, _enc: &mut Encoder) -> Result<(), SaveError> {
+        Ok(())
+    }
+    fn load(_dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        Ok(())
+    }
+}
+
+impl Stateify for String {
+    const SHAPE: u64 = hash_str("String");
+    const MIN_SIZE: usize = 1;
+    const HAS_HOOKS: bool = false;
+    fn type_name() -> String {
+        "String".to_owned()
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.write_len(self.len());
+        enc.write_bytes(self.as_bytes());
+        Ok(())
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        Ok(dec.read_str()?.to_owned())
+    }
+}
+
+impl Stateify for Box<str> {
+    const SHAPE: u64 = hash_str("String");
+    const MIN_SIZE: usize = 1;
+    const HAS_HOOKS: bool = false;
+    fn type_name() -> String {
+        "Box<str>".to_owned()
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.write_len(self.len());
+        enc.write_bytes(self.as_bytes());
+        Ok(())
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        Ok(dec.read_str()?.into())
+    }
+}

@@ -1,0 +1,137 @@
+//! Locks, atomics and shared pointers.
+//!
+//! A poisoned lock is saved anyway (its data is what the kernel holds); it
+//! comes back unpoisoned.
+
+use std::sync::atomic::{
+    AtomicBool, AtomicI16, AtomicI32, AtomicI64, AtomicI8, AtomicIsize, AtomicU16, AtomicU32,
+    AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use crate::state::fingerprint::{combine, hash_str};
+use crate::state::{AfterLoad, Decoder, Encoder, LoadError, SaveError, Stateify, TypeVisitor};
+
+impl<T: Stateify> Stateify for Mutex<T> {
+    const SHAPE: u64 = combine(hash_str("Mutex"), T::SHAPE);
+    const MIN_SIZE: usize = T::MIN_SIZE;
+    const HAS_HOOKS: bool = T::HAS_HOOKS;
+    fn type_name() -> String {
+        format!("Mutex<{}>", T::type_name())
+    }
+    fn visit_types(v: &mut TypeVisitor) {
+        T::visit_types(v);
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        self.lock().unwrap_or_else(|e| e.into_inner()).save(enc)
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        T::load(dec).map(Mutex::new)
+    }
+    /// Holds the lock while the hooks of the contents run.
+    fn after_load_walk(&self, hooks: &mut AfterLoad) {
+        if T::HAS_HOOKS {
+            self.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .after_load_walk(hooks);
+        }
+    }
+}
+
+impl<T: Stateify> Stateify for RwLock<T> {
+    const SHAPE: u64 = combine(hash_str("RwLock"), T::SHAPE);
+    const MIN_SIZE: usize = T::MIN_SIZE;
+    const HAS_HOOKS: bool = T::HAS_HOOKS;
+    fn type_name() -> String {
+        format!("RwLock<{}>", T::type_name())
+    }
+    fn visit_types(v: &mut TypeVisitor) {
+        T::visit_types(v);
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        self.read().unwrap_or_else(|e| e.into_inner()).save(enc)
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        T::load(dec).map(RwLock::new)
+    }
+    /// Holds the write lock while the hooks of the contents run.
+    fn after_load_walk(&self, hooks: &mut AfterLoad) {
+        if T::HAS_HOOKS {
+            self.write()
+                .unwrap_or_else(|e| e.into_inner())
+                .after_load_walk(hooks);
+        }
+    }
+}
+
+macro_rules! atomic {
+    ($($a:ty => $t:ty, $name:literal;)*) => {$(
+        impl Stateify for $a {
+            const SHAPE: u64 = combine(hash_str("Atomic"), <$t as Stateify>::SHAPE);
+            const MIN_SIZE: usize = 1;
+            const HAS_HOOKS: bool = false;
+            fn type_name() -> String {
+                $name.to_owned()
+            }
+            fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+                self.load(Ordering::SeqCst).save(enc)
+            }
+            fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+                <$t as Stateify>::load(dec).map(<$a>::new)
+            }
+        }
+    )*};
+}
+
+atomic! {
+    AtomicBool => bool, "AtomicBool";
+    AtomicU8 => u8, "AtomicU8";
+    AtomicU16 => u16, "AtomicU16";
+    AtomicU32 => u32, "AtomicU32";
+    AtomicU64 => u64, "AtomicU64";
+    AtomicUsize => usize, "AtomicUsize";
+    AtomicI8 => i8, "AtomicI8";
+    AtomicI16 => i16, "AtomicI16";
+    AtomicI32 => i32, "AtomicI32";
+    AtomicI64 => i64, "AtomicI64";
+    AtomicIsize => isize, "AtomicIsize";
+}
+
+/// An `Arc<T>` is a reference to a shared object (written once per
+/// allocation; see [`crate::state`]).
+impl<T: Stateify> Stateify for Arc<T> {
+    const SHAPE: u64 = combine(hash_str("Arc"), T::SHAPE);
+    const MIN_SIZE: usize = 1;
+    const HAS_HOOKS: bool = false;
+    fn type_name() -> String {
+        format!("Arc<{}>", T::type_name())
+    }
+    fn visit_types(v: &mut TypeVisitor) {
+        v.object::<T>();
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.save_arc(self)
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        dec.load_arc()
+    }
+}
+
+/// A `Weak<T>` comes back pointing at the same object, or dangling.
+impl<T: Stateify> Stateify for Weak<T> {
+    const SHAPE: u64 = combine(hash_str("Weak"), T::SHAPE);
+    const MIN_SIZE: usize = 1;
+    const HAS_HOOKS: bool = false;
+    fn type_name() -> String {
+        format!("Weak<{}>", T::type_name())
+    }
+    fn visit_types(v: &mut TypeVisitor) {
+        v.object::<T>();
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.save_weak(self)
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        dec.load_weak()
+    }
+}
