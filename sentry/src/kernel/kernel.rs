@@ -1,0 +1,280 @@
+//! `Kernel`: the root of the sandbox's state.
+//!
+//! Owns the platform handle, the memory file, the VFS, the task set,
+//! clocks, uname data and the once-per-sandbox log of unimplemented
+//! syscalls. `Kernel::start` launches init (pid 1) on its own host thread;
+//! the sandbox ends when init exits (`Kernel::wait`).
+//!
+//! Lock order: see [`super::task_set`].
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use tracing::warn;
+
+use super::creds::Credentials;
+use super::limits::Limits;
+use super::task::{TaskLocal, TaskRunner};
+use super::task_set::{ExitStatus, Process, TaskEntry, TaskSet};
+use super::thread_group::{lock, ThreadGroup};
+use super::time::Clocks;
+use super::Task;
+use crate::errno::Errno;
+use crate::mm::{MemoryFile, MemoryManager};
+use crate::platform::{Platform, PlatformError};
+use crate::vfs::Vfs;
+
+/// `uname(2)` strings.
+#[derive(Clone, Debug)]
+pub struct Uname {
+    pub sysname: String,
+    pub nodename: String,
+    pub release: String,
+    pub version: String,
+    pub machine: String,
+    pub domainname: String,
+}
+
+impl Default for Uname {
+    fn default() -> Self {
+        Uname {
+            sysname: "Linux".into(),
+            nodename: "sbx".into(),
+            release: "5.15.0".into(),
+            version: "#1 SMP sbx".into(),
+            machine: "x86_64".into(),
+            domainname: "(none)".into(),
+        }
+    }
+}
+
+/// What init runs.
+#[derive(Clone, Debug)]
+pub struct InitSpec {
+    /// Guest path of the program (already resolved against PATH).
+    pub filename: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    /// Guest working directory.
+    pub cwd: Vec<u8>,
+    pub creds: Credentials,
+}
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot execute {path}: {errno}")]
+    Exec { path: String, errno: Errno },
+    #[error("cannot create init's context")]
+    Platform(#[source] PlatformError),
+    #[error("cannot spawn init's host thread")]
+    Spawn(#[source] std::io::Error),
+    #[error("cannot set the working directory {path}: {errno}")]
+    Cwd { path: String, errno: Errno },
+}
+
+/// The sandbox kernel. See the module docs.
+pub struct Kernel {
+    /// The execution platform. Host object: not saved; the restoring
+    /// `sbx` passes a fresh one.
+    platform: Arc<dyn Platform>,
+    /// Guest memory.
+    pub mf: Arc<MemoryFile>,
+    /// The mount namespace (overlay root, /dev, /proc).
+    pub vfs: Arc<Vfs>,
+    /// Processes, threads, signals. See [`TaskSet`].
+    tasks: Mutex<TaskSet>,
+    pub clocks: Clocks,
+    pub uname: Mutex<Uname>,
+    /// Syscall numbers already reported as unimplemented.
+    unimplemented: Mutex<BTreeSet<u64>>,
+    /// Futex wait queues (private, per address space: keyed by pid and
+    /// address). Host objects; waiters re-register after restore.
+    pub futexes: super::futex::Futexes,
+    /// Init's exit status once it exited. Host-side completion signal:
+    /// not saved.
+    outcome: Mutex<Option<ExitStatus>>,
+    outcome_cv: Condvar,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel").finish_non_exhaustive()
+    }
+}
+
+impl Kernel {
+    pub fn new(platform: Arc<dyn Platform>, mf: Arc<MemoryFile>, vfs: Arc<Vfs>) -> Arc<Kernel> {
+        Arc::new(Kernel {
+            platform,
+            mf,
+            vfs,
+            tasks: Mutex::new(TaskSet::default()),
+            clocks: Clocks::default(),
+            uname: Mutex::new(Uname::default()),
+            unimplemented: Mutex::new(BTreeSet::new()),
+            futexes: Default::default(),
+            outcome: Mutex::new(None),
+            outcome_cv: Condvar::new(),
+        })
+    }
+
+    /// The task set (see the lock order in [`super::task_set`]).
+    pub fn tasks(&self) -> MutexGuard<'_, TaskSet> {
+        lock(&self.tasks)
+    }
+
+    pub fn platform(&self) -> &Arc<dyn Platform> {
+        &self.platform
+    }
+
+    /// Size of the XSAVE area of this host.
+    pub fn fp_state_size(&self) -> usize {
+        self.platform.fp_state_size()
+    }
+
+    /// Logs an unimplemented syscall, once per sandbox per number.
+    pub fn log_unimplemented(&self, nr: u64, name: &str) {
+        if lock(&self.unimplemented).insert(nr) {
+            warn!(nr, name, "unimplemented syscall: returning ENOSYS");
+        }
+    }
+
+    /// A fresh, empty address space.
+    pub fn new_mm(&self) -> MemoryManager {
+        MemoryManager::new(self.mf.clone(), self.platform.max_user_address())
+    }
+
+    /// Starts init: creates pid 1 on its own host thread, execs `spec`
+    /// there, and returns once the exec succeeded (or with why not).
+    pub fn start(self: &Arc<Self>, spec: InitSpec) -> Result<(), StartError> {
+        let mut fs = self.vfs.new_context();
+        let src = super::procfs::KernelProc {
+            kernel: self,
+            current: 1,
+        };
+        self.vfs
+            .chdir(&mut fs, &spec.cwd, &src)
+            .map_err(|errno| StartError::Cwd {
+                path: String::from_utf8_lossy(&spec.cwd).into_owned(),
+                errno,
+            })?;
+        let fds = crate::vfs::FdTable::new();
+        // The guest's 0, 1, 2 are the sentry's own (passed through); a
+        // closed one stays closed.
+        for n in 0..3 {
+            if let Ok(f) = crate::vfs::FileDescription::host_stdio(n) {
+                let _ = fds.install(f, false, n);
+            }
+        }
+        let mut ts = self.tasks();
+        let pid = ts.ns.alloc().map_err(|errno| StartError::Exec {
+            path: String::new(),
+            errno,
+        })?;
+        let tg = ThreadGroup::new(
+            pid,
+            Arc::new(Mutex::new(self.new_mm())),
+            Arc::new(fds),
+            fs,
+            Limits::default(),
+        );
+        let now = self.clocks.monotonic();
+        let task = Task::new(
+            pid,
+            tg.clone(),
+            TaskLocal {
+                creds: spec.creds.clone(),
+                comm: Vec::new(),
+                altstack: super::signal::AltStack::disabled(),
+                start_time: now,
+                ..Default::default()
+            },
+        );
+        ts.procs.insert(
+            pid,
+            Process {
+                tg,
+                ppid: 0,
+                pgid: pid,
+                sid: pid,
+                children: Default::default(),
+                threads: vec![pid],
+                exit_signal: super::signal::SIGCHLD,
+                group_exit: None,
+                zombie: None,
+                job: Default::default(),
+                actions: Default::default(),
+                pending: Default::default(),
+                start_time: now,
+                did_exec: false,
+            },
+        );
+        ts.tasks.insert(
+            pid,
+            TaskEntry {
+                task: task.clone(),
+                mask: Default::default(),
+                saved_mask: None,
+                pending: Default::default(),
+                vfork_child: None,
+            },
+        );
+        ts.foreground_pgrp = pid;
+        drop(ts);
+
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
+        let kernel = self.clone();
+        std::thread::Builder::new()
+            .name(format!("task-{pid}"))
+            .spawn(move || {
+                let ctx = match kernel.platform.new_context() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Err(StartError::Platform(e)));
+                        return;
+                    }
+                };
+                let mut runner = TaskRunner::new(kernel, task, ctx, Default::default());
+                match runner.execve(spec.filename.clone(), spec.argv, spec.envp) {
+                    Ok(()) => {
+                        let _ = tx.send(Ok(()));
+                        runner.run();
+                    }
+                    Err(errno) => {
+                        let _ = tx.send(Err(StartError::Exec {
+                            path: String::from_utf8_lossy(&spec.filename).into_owned(),
+                            errno,
+                        }));
+                    }
+                }
+            })
+            .map_err(StartError::Spawn)?;
+        rx.recv().unwrap_or(Err(StartError::Exec {
+            path: String::from_utf8_lossy(&[]).into_owned(),
+            errno: Errno::EIO.because("init thread died"),
+        }))
+    }
+
+    /// Called by init's thread when init exited: records the status and
+    /// kills every other task.
+    pub(super) fn init_exited(&self, status: ExitStatus) {
+        {
+            let mut ts = self.tasks();
+            super::task::exit::kill_all(&mut ts);
+        }
+        *lock(&self.outcome) = Some(status);
+        self.outcome_cv.notify_all();
+    }
+
+    /// Blocks until init exits; returns its status.
+    pub fn wait(&self) -> ExitStatus {
+        let mut o = lock(&self.outcome);
+        loop {
+            if let Some(s) = *o {
+                return s;
+            }
+            o = self.outcome_cv.wait(o).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! fork, vfork and clone (Linux `kernel/fork.c: kernel_clone`,
+//! `copy_process`).
+//!
+//! Every new process gets a new address space: the parent's memory
+//! manager forks copy-on-write, and the child's host thread creates a
+//! fresh platform context (a new stub) that faults pages in. Threads
+//! (`CLONE_VM` without `CLONE_VFORK`, `CLONE_THREAD`) are not supported
+//! yet: they fail with EINVAL and a logged reason. `vfork` (and
+//! `CLONE_VM | CLONE_VFORK`, as glibc's `posix_spawn` uses) is served as
+//! a copy-on-write fork whose parent sleeps until the child execs or
+//! exits, which preserves vfork's ordering; a child that communicates with
+//! its parent by writing shared memory before exec would not be seen (the
+//! documented gap).
+
+use std::sync::{Arc, Mutex};
+
+use tracing::debug;
+
+use super::super::pid_ns::Pid;
+use super::super::task_set::{Process, TaskEntry};
+use super::super::thread_group::{lock, ThreadGroup};
+use super::run::TaskRunner;
+use super::{Task, TaskLocal};
+use crate::errno::{Errno, SysResult};
+
+pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_FS: u64 = 0x200;
+pub const CLONE_FILES: u64 = 0x400;
+pub const CLONE_SIGHAND: u64 = 0x800;
+pub const CLONE_PIDFD: u64 = 0x1000;
+pub const CLONE_PTRACE: u64 = 0x2000;
+pub const CLONE_VFORK: u64 = 0x4000;
+pub const CLONE_PARENT: u64 = 0x8000;
+pub const CLONE_THREAD: u64 = 0x10000;
+pub const CLONE_NEWNS: u64 = 0x20000;
+pub const CLONE_SYSVSEM: u64 = 0x40000;
+pub const CLONE_SETTLS: u64 = 0x80000;
+pub const CLONE_PARENT_SETTID: u64 = 0x100000;
+pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+pub const CLONE_DETACHED: u64 = 0x400000;
+pub const CLONE_UNTRACED: u64 = 0x800000;
+pub const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
+/// All `CLONE_NEW*` namespace flags.
+const CLONE_NEW_ANY: u64 = 0x7e02_0080;
+
+impl TaskRunner {
+    /// `clone(flags, stack, ptid, ctid, tls)`.
+    pub fn do_clone(
+        &mut self,
+        flags: u64,
+        stack: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+    ) -> SysResult<u64> {
+        let vfork = flags & CLONE_VFORK != 0;
+        if flags & CLONE_THREAD != 0 || (flags & CLONE_VM != 0 && !vfork) {
+            return Err(
+                Errno::EINVAL.because("threads (CLONE_VM without CLONE_VFORK) are not supported")
+            );
+        }
+        if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+            return Err(Errno::EINVAL.because("CLONE_SIGHAND requires CLONE_VM"));
+        }
+        if flags & CLONE_NEW_ANY != 0 {
+            return Err(Errno::EINVAL.because("namespaces are not supported"));
+        }
+        if flags & CLONE_PIDFD != 0 {
+            return Err(Errno::EINVAL.because("CLONE_PIDFD not supported"));
+        }
+        let exit_signal = (flags & 0xff) as i32;
+        if exit_signal != 0 && !super::super::signal::valid(exit_signal) {
+            return Err(Errno::EINVAL);
+        }
+
+        let parent_mm = self.task.tg.mm().ok_or(Errno::EFAULT)?;
+        let child_mm = lock(&parent_mm).fork(&mut *self.ctx)?;
+        let parent_fds = self.task.tg.fds().ok_or(Errno::EBADF)?;
+        let fds = if flags & CLONE_FILES != 0 {
+            parent_fds
+        } else {
+            Arc::new(parent_fds.fork())
+        };
+        let fs = lock(&self.task.tg.fs).clone();
+        let limits = lock(&self.task.tg.limits).clone();
+
+        let mut regs = self.regs;
+        regs.rax = 0;
+        if stack != 0 {
+            regs.rsp = stack;
+        }
+        if flags & CLONE_SETTLS != 0 {
+            regs.fs_base = tls;
+        }
+        let mut local: TaskLocal = self.task.local().clone();
+        local.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 {
+            ctid
+        } else {
+            0
+        };
+        local.set_child_tid = if flags & CLONE_CHILD_SETTID != 0 {
+            ctid
+        } else {
+            0
+        };
+        local.restart = None;
+        local.robust_list = (0, 0);
+        local.pdeathsig = 0;
+        local.start_time = self.kernel.clocks.monotonic();
+        local.regs = regs;
+
+        let me = self.pid();
+        let (pid, task) = {
+            let mut ts = self.kernel.tasks();
+            if ts.shutting_down {
+                return Err(Errno::EAGAIN.because("sandbox shutting down"));
+            }
+            let pid = ts.ns.alloc()?;
+            let tg = ThreadGroup::new(pid, Arc::new(Mutex::new(child_mm)), fds, fs, limits);
+            *lock(&tg.exe) = lock(&self.task.tg.exe).clone();
+            *lock(&tg.cmdline) = lock(&self.task.tg.cmdline).clone();
+            let task = Task::new(pid, tg.clone(), local);
+            let parent = ts.procs.get(&me).ok_or(Errno::ESRCH)?;
+            let ppid = if flags & CLONE_PARENT != 0 {
+                parent.ppid
+            } else {
+                me
+            };
+            let proc_ = Process {
+                tg,
+                ppid,
+                pgid: parent.pgid,
+                sid: parent.sid,
+                children: Default::default(),
+                threads: vec![pid],
+                exit_signal,
+                group_exit: None,
+                zombie: None,
+                job: Default::default(),
+                actions: parent.actions.clone(),
+                pending: Default::default(),
+                start_time: self.kernel.clocks.monotonic(),
+                did_exec: false,
+            };
+            let mask = ts
+                .tasks
+                .get(&self.tid())
+                .map(|e| e.mask)
+                .unwrap_or_default();
+            ts.procs.insert(pid, proc_);
+            if let Some(pp) = ts.procs.get_mut(&ppid) {
+                pp.children.insert(pid);
+            }
+            ts.tasks.insert(
+                pid,
+                TaskEntry {
+                    task: task.clone(),
+                    mask,
+                    saved_mask: None,
+                    pending: Default::default(),
+                    vfork_child: None,
+                },
+            );
+            if vfork {
+                if let Some(e) = ts.tasks.get_mut(&self.tid()) {
+                    e.vfork_child = Some(pid);
+                }
+            }
+            (pid, task)
+        };
+
+        if flags & CLONE_PARENT_SETTID != 0 {
+            // Linux writes it before the child runs; a bad pointer is
+            // ignored there too (put_user result unchecked in
+            // copy_process).
+            let _ = self.write_u32(ptid, pid as u32);
+        }
+
+        if let Err(e) = self.spawn_child(task, regs) {
+            self.abort_child(pid);
+            return Err(e);
+        }
+        debug!(parent = me, child = pid, flags, "clone");
+        if vfork {
+            self.wait_vfork(pid);
+        }
+        Ok(pid as u64)
+    }
+
+    /// Starts the child's host thread, which creates its platform context;
+    /// fails (EAGAIN) if that does not work.
+    fn spawn_child(&self, task: Arc<Task>, regs: crate::platform::Registers) -> SysResult<()> {
+        let kernel = self.kernel.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<bool>();
+        let name = format!("task-{}", task.tid);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let ctx = match kernel.platform().new_context() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!("cannot create a context for a new task: {e}");
+                        let _ = tx.send(false);
+                        return;
+                    }
+                };
+                let _ = tx.send(true);
+                let mut runner = TaskRunner::new(kernel, task, ctx, regs);
+                let set_tid = runner.task.local().set_child_tid;
+                if set_tid != 0 {
+                    let tid = runner.tid() as u32;
+                    let _ = runner.write_u32(set_tid, tid);
+                }
+                runner.run();
+            })
+            .map_err(|_| Errno::EAGAIN.because("cannot spawn a host thread"))?;
+        match rx.recv() {
+            Ok(true) => Ok(()),
+            _ => Err(Errno::EAGAIN.because("cannot create the child's context")),
+        }
+    }
+
+    /// Undoes the bookkeeping of a child that never ran.
+    fn abort_child(&self, pid: Pid) {
+        let mut ts = self.kernel.tasks();
+        ts.tasks.remove(&pid);
+        if let Some(p) = ts.procs.remove(&pid) {
+            lock(&p.tg.mm).take();
+            lock(&p.tg.fds).take();
+            if let Some(pp) = ts.procs.get_mut(&p.ppid) {
+                pp.children.remove(&pid);
+            }
+        }
+        ts.ns.free(pid);
+        if let Some(e) = ts.tasks.get_mut(&self.tid()) {
+            e.vfork_child = None;
+        }
+    }
+
+    /// Sleeps until the vfork child execs or exits (Linux
+    /// `wait_for_vfork_done`: killable only).
+    fn wait_vfork(&self, child: Pid) {
+        loop {
+            {
+                let ts = self.kernel.tasks();
+                let Some(e) = ts.tasks.get(&self.tid()) else {
+                    return;
+                };
+                if e.vfork_child != Some(child) {
+                    return;
+                }
+                let killed = ts.procs.get(&self.pid()).is_none_or(|p| {
+                    p.group_exit.is_some() || p.pending.set().has(super::super::signal::SIGKILL)
+                }) || e.pending.set().has(super::super::signal::SIGKILL);
+                if killed {
+                    return;
+                }
+            }
+            self.task.waiter.wait(None);
+        }
+    }
+}

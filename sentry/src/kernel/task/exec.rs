@@ -1,0 +1,293 @@
+//! execve (Linux `fs/exec.c`, `fs/binfmt_elf.c`, `fs/binfmt_script.c`).
+//!
+//! The image is built in a fresh address space on a fresh platform
+//! context; only when loading succeeded does the task switch to them
+//! (the "point of no return"): the old stub dies, close-on-exec fds are
+//! closed, caught signals revert to default, the alternate stack is
+//! cleared and a vfork parent is released.
+
+use std::sync::{Arc, Mutex};
+
+use tracing::debug;
+
+use super::super::procfs::KernelProc;
+use super::super::thread_group::lock;
+use super::run::{initial_regs, TaskRunner};
+use crate::errno::{Errno, SysResult};
+use crate::vfs::{At, FileType, MappedFile};
+
+/// `#!` nesting limit (Linux `BINPRM_MAX_RECURSION`).
+const MAX_INTERP_DEPTH: usize = 4;
+/// Bytes of a script's first line Linux looks at (`BINPRM_BUF_SIZE`).
+const BINPRM_BUF_SIZE: usize = 256;
+const AT_FDCWD: i32 = -100;
+const AT_EMPTY_PATH: i32 = 0x1000;
+const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
+
+/// A parsed `#!` line: interpreter and optional argument.
+pub type Shebang = (Vec<u8>, Option<Vec<u8>>);
+
+/// Parses a `#!` line (Linux `fs/binfmt_script.c: load_script`): the
+/// interpreter and at most one argument (the rest of the line, trimmed).
+/// `None` when `head` is not a script.
+pub fn parse_shebang(head: &[u8]) -> Option<SysResult<Shebang>> {
+    if !head.starts_with(b"#!") {
+        return None;
+    }
+    let body = &head[2..head.len().min(BINPRM_BUF_SIZE)];
+    let line = match body.iter().position(|&c| c == b'\n') {
+        Some(i) => &body[..i],
+        None => body,
+    };
+    let is_ws = |c: &u8| *c == b' ' || *c == b'\t';
+    let line: &[u8] = {
+        let start = line.iter().position(|c| !is_ws(c)).unwrap_or(line.len());
+        let end = line
+            .iter()
+            .rposition(|c| !is_ws(c))
+            .map_or(start, |i| i + 1);
+        &line[start..end.max(start)]
+    };
+    if line.is_empty() {
+        return Some(Err(Errno::ENOEXEC.because("empty #! line")));
+    }
+    let split = line.iter().position(is_ws);
+    Some(Ok(match split {
+        None => (line.to_vec(), None),
+        Some(i) => {
+            let rest = &line[i..];
+            let a = rest.iter().position(|c| !is_ws(c)).unwrap_or(rest.len());
+            let arg = &rest[a..];
+            (line[..i].to_vec(), (!arg.is_empty()).then(|| arg.to_vec()))
+        }
+    }))
+}
+
+impl TaskRunner {
+    /// `execve(filename, argv, envp)` relative to the cwd.
+    pub fn execve(
+        &mut self,
+        filename: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> SysResult<()> {
+        self.execve_at(AT_FDCWD, filename, argv, envp, 0)
+    }
+
+    /// Opens an executable: a regular file with an execute bit.
+    fn open_exec(
+        &mut self,
+        dirfd: i32,
+        path: &[u8],
+        flags: i32,
+    ) -> SysResult<(MappedFile, Vec<u8>)> {
+        let fs = lock(&self.task.tg.fs).clone();
+        let src = KernelProc {
+            kernel: &self.kernel,
+            current: self.pid(),
+        };
+        let dirfile = if dirfd == AT_FDCWD || path.first() == Some(&b'/') {
+            None
+        } else {
+            let fds = self.task.tg.fds().ok_or(Errno::EBADF)?;
+            Some(fds.get(dirfd)?)
+        };
+        if path.is_empty() {
+            if flags & AT_EMPTY_PATH == 0 {
+                return Err(Errno::ENOENT);
+            }
+            let f = dirfile.ok_or(Errno::ENOENT)?;
+            let st = f.fstat(&src)?;
+            check_exec(&st)?;
+            return Ok((f.mapped_file()?, f.path().to_vec()));
+        }
+        let at = match &dirfile {
+            Some(f) => At::Fd(f),
+            None => At::Cwd,
+        };
+        let mut oflags = libc::O_RDONLY as u32;
+        if flags & AT_SYMLINK_NOFOLLOW != 0 {
+            oflags |= libc::O_NOFOLLOW as u32;
+        }
+        let f = self
+            .kernel
+            .vfs
+            .open(&fs, at, path, oflags, 0, Default::default(), &src)?;
+        let st = f.fstat(&src)?;
+        check_exec(&st)?;
+        Ok((f.mapped_file()?, f.path().to_vec()))
+    }
+
+    /// The whole of `execveat`. On success the registers point at the new
+    /// image's entry.
+    pub fn execve_at(
+        &mut self,
+        dirfd: i32,
+        filename: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+        flags: i32,
+    ) -> SysResult<()> {
+        if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut argv = argv;
+        let mut path = filename.clone();
+        let mut dirfd = dirfd;
+        let mut depth = 0;
+        let (exe, exe_path) = loop {
+            let (file, gpath) = self.open_exec(dirfd, &path, flags)?;
+            let mut head = [0u8; BINPRM_BUF_SIZE];
+            let n = file.read_at(0, &mut head)?;
+            match parse_shebang(&head[..n]) {
+                None => break (file, gpath),
+                Some(parsed) => {
+                    let (interp, arg) = parsed?;
+                    depth += 1;
+                    if depth > MAX_INTERP_DEPTH {
+                        return Err(Errno::ELOOP.because("#! nesting too deep"));
+                    }
+                    // argv becomes: interp [arg] script-path argv[1..]
+                    let mut new = vec![interp.clone()];
+                    new.extend(arg);
+                    new.push(path.clone());
+                    new.extend(argv.into_iter().skip(1));
+                    argv = new;
+                    path = interp;
+                    dirfd = AT_FDCWD;
+                }
+            }
+        };
+
+        let mut ctx = self
+            .kernel
+            .platform()
+            .new_context()
+            .map_err(|_| Errno::ENOMEM.because("cannot create a context"))?;
+        let mut mm = self.kernel.new_mm();
+        let creds = self.task.local().creds.clone();
+        let fs = lock(&self.task.tg.fs).clone();
+        let kernel = self.kernel.clone();
+        let pid = self.pid();
+        let mut open_interp = |p: &[u8]| -> SysResult<MappedFile> {
+            let src = KernelProc {
+                kernel: &kernel,
+                current: pid,
+            };
+            let f = kernel.vfs.open(
+                &fs,
+                At::Cwd,
+                p,
+                libc::O_RDONLY as u32,
+                0,
+                Default::default(),
+                &src,
+            )?;
+            f.mapped_file()
+        };
+        let img = load_image(
+            &mut *ctx,
+            &mut mm,
+            &exe,
+            &mut open_interp,
+            &argv,
+            &envp,
+            &filename,
+            &creds,
+        )?;
+
+        // Point of no return.
+        let interrupter = ctx.interrupter();
+        let old_ctx = std::mem::replace(&mut self.ctx, ctx);
+        self.task.set_interrupter(Some(interrupter));
+        drop(old_ctx);
+        let old_mm = lock(&self.task.tg.mm).replace(Arc::new(Mutex::new(mm)));
+        drop(old_mm);
+        let closed = self.task.tg.fds().map(|f| f.close_on_exec());
+        drop(closed);
+        {
+            let mut ts = self.kernel.tasks();
+            if let Some(p) = ts.procs.get_mut(&pid) {
+                p.actions.reset_for_exec();
+                p.did_exec = true;
+            }
+            self.release_vfork_parent_locked(&mut ts);
+        }
+        let comm: Vec<u8> = filename
+            .rsplit(|c| *c == b'/')
+            .next()
+            .unwrap_or(&filename)
+            .iter()
+            .copied()
+            .take(15)
+            .collect();
+        {
+            let mut l = self.task.local();
+            l.comm = comm;
+            l.altstack = super::super::signal::AltStack::disabled();
+            l.restart = None;
+            l.clear_child_tid = 0;
+            l.robust_list = (0, 0);
+        }
+        *lock(&self.task.tg.exe) = String::from_utf8_lossy(&exe_path).into_owned();
+        *lock(&self.task.tg.cmdline) = argv
+            .iter()
+            .flat_map(|a| a.iter().copied().chain([0]))
+            .collect();
+        self.regs = initial_regs(img.entry, img.stack_pointer);
+        self.restart = None;
+        debug!(pid, exe = %String::from_utf8_lossy(&exe_path), "exec");
+        Ok(())
+    }
+}
+
+/// What the loader reports back.
+struct Image {
+    entry: u64,
+    stack_pointer: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_image(
+    _ctx: &mut dyn crate::platform::Context,
+    _mm: &mut crate::mm::MemoryManager,
+    _exe: &MappedFile,
+    _open_interp: &mut dyn FnMut(&[u8]) -> SysResult<MappedFile>,
+    _argv: &[Vec<u8>],
+    _envp: &[Vec<u8>],
+    _execfn: &[u8],
+    _creds: &super::super::creds::Credentials,
+) -> SysResult<Image> {
+    Err(Errno::ENOEXEC.because("ELF loader not integrated yet"))
+}
+
+fn check_exec(st: &crate::vfs::Stat) -> SysResult<()> {
+    if st.file_type() != Some(FileType::Regular) {
+        return Err(Errno::EACCES.because("exec of a non-regular file"));
+    }
+    if st.mode & 0o111 == 0 {
+        return Err(Errno::EACCES.because("no execute permission"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_with_one_argument_keeps_the_rest_of_the_line() {
+        let (i, a) = parse_shebang(b"#! /bin/sh -e -x \nrest").unwrap().unwrap();
+        assert_eq!(i, b"/bin/sh");
+        assert_eq!(a.as_deref(), Some(&b"-e -x"[..]));
+    }
+
+    #[test]
+    fn shebang_without_argument_and_non_scripts() {
+        let (i, a) = parse_shebang(b"#!/usr/bin/env\n").unwrap().unwrap();
+        assert_eq!(i, b"/usr/bin/env");
+        assert!(a.is_none());
+        assert!(parse_shebang(b"\x7fELF").is_none());
+        assert!(parse_shebang(b"#!   \n").unwrap().is_err());
+    }
+}

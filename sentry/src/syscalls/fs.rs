@@ -1,0 +1,1030 @@
+//! File syscalls: adapters from the guest ABI onto the VFS (Linux
+//! `fs/open.c`, `fs/read_write.c`, `fs/namei.c`, `fs/stat.c`,
+//! `fs/fcntl.c`, `fs/ioctl.c`, `fs/pipe.c`).
+//!
+//! Blocking is done here, not in the VFS: a read or write that would block
+//! on a blocking description sleeps on the file's wait queue through
+//! [`TaskRunner::block_on`] (interruptible: `ERESTARTSYS`).
+
+use std::sync::Arc;
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::procfs::KernelProc;
+use crate::kernel::thread_group::lock;
+use crate::kernel::TaskRunner;
+use crate::vfs::{At, Creds, FileDescription, FsContext, IoctlOutcome, UtimeSpec};
+use crate::waiter::{EVENT_IN, EVENT_OUT};
+
+use super::arg_i32;
+
+pub const AT_FDCWD: i32 = -100;
+const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
+const AT_REMOVEDIR: u32 = 0x200;
+const AT_SYMLINK_FOLLOW: u32 = 0x400;
+const AT_EACCESS: u32 = 0x200;
+const AT_EMPTY_PATH: u32 = 0x1000;
+/// Largest single read/write the sentry buffers (Linux caps at
+/// `MAX_RW_COUNT` ≈ 2 GiB; a shorter transfer is a legal short count).
+const MAX_RW: usize = 8 << 20;
+
+fn file(t: &TaskRunner, fd: u64) -> SysResult<Arc<FileDescription>> {
+    t.task.tg.fds().ok_or(Errno::EBADF)?.get(arg_i32(fd))
+}
+
+fn fs_ctx(t: &TaskRunner) -> FsContext {
+    lock(&t.task.tg.fs).clone()
+}
+
+fn creds(t: &TaskRunner) -> Creds {
+    let l = t.task.local();
+    Creds {
+        uid: l.creds.fsuid,
+        gid: l.creds.fsgid,
+    }
+}
+
+/// The dirfd of an `*at` call: `None` for AT_FDCWD or absolute paths.
+fn dirfile(t: &TaskRunner, dirfd: u64, path: &[u8]) -> SysResult<Option<Arc<FileDescription>>> {
+    if arg_i32(dirfd) == AT_FDCWD || path.first() == Some(&b'/') {
+        return Ok(None);
+    }
+    Ok(Some(file(t, dirfd)?))
+}
+
+fn at(d: &Option<Arc<FileDescription>>) -> At<'_> {
+    match d {
+        Some(f) => At::Fd(f),
+        None => At::Cwd,
+    }
+}
+
+/// Runs `f` with the VFS, the fs context, the dirfd and `/proc` as seen by
+/// the caller.
+fn with_vfs<R>(
+    t: &TaskRunner,
+    dirfd: u64,
+    path: &[u8],
+    f: impl FnOnce(&crate::vfs::Vfs, &FsContext, At<'_>, &KernelProc<'_>) -> SysResult<R>,
+) -> SysResult<R> {
+    let d = dirfile(t, dirfd, path)?;
+    let ctx = fs_ctx(t);
+    let src = KernelProc {
+        kernel: &t.kernel,
+        current: t.pid(),
+    };
+    f(&t.kernel.vfs, &ctx, at(&d), &src)
+}
+
+fn nonempty(p: Vec<u8>) -> SysResult<Vec<u8>> {
+    if p.is_empty() {
+        Err(Errno::ENOENT.because("empty path"))
+    } else {
+        Ok(p)
+    }
+}
+
+// ---- read / write ----
+
+fn do_read(
+    t: &mut TaskRunner,
+    f: &Arc<FileDescription>,
+    count: usize,
+    off: Option<i64>,
+) -> SysResult<Vec<u8>> {
+    let mut buf = vec![0u8; count.min(MAX_RW)];
+    let nonblock = f.is_nonblocking();
+    let op = |_: &mut TaskRunner| match off {
+        Some(o) => f.pread(&mut buf, o),
+        None => f.read(&mut buf),
+    };
+    let n = match f.wait_queue() {
+        Some(q) if !nonblock => {
+            let mut op = op;
+            t.block_on(q, EVENT_IN, None, &mut op)?
+        }
+        _ => {
+            let mut op = op;
+            op(t)?
+        }
+    };
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Writes all of `data` (blocking descriptions keep going after short
+/// writes, like Linux `pipe_write`); returns the count written, or the
+/// error if nothing was.
+fn do_write(
+    t: &mut TaskRunner,
+    f: &Arc<FileDescription>,
+    data: &[u8],
+    off: Option<i64>,
+) -> SysResult<usize> {
+    let nonblock = f.is_nonblocking();
+    let mut done = 0usize;
+    while done < data.len() || data.is_empty() {
+        let chunk = &data[done..];
+        let pos = off.map(|o| o + done as i64);
+        let mut op = |_: &mut TaskRunner| match pos {
+            Some(p) => f.pwrite(chunk, p),
+            None => f.write(chunk),
+        };
+        let r = match f.wait_queue() {
+            Some(q) if !nonblock => t.block_on(q, EVENT_OUT, None, &mut op),
+            _ => op(t),
+        };
+        match r {
+            Ok(n) => {
+                done += n;
+                if data.is_empty() || n == 0 {
+                    break;
+                }
+            }
+            Err(e) if done > 0 && e.code() != libc::EFAULT => {
+                // Partial progress: report it; a pending signal is
+                // delivered on return (Linux returns the short count).
+                let _ = e;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+pub fn read(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    let data = do_read(t, &f, a[2] as usize, None)?;
+    let n = t.copy_out_partial(a[1], &data)?;
+    Ok(n as u64)
+}
+
+pub fn write(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    let mut buf = vec![0u8; (a[2] as usize).min(MAX_RW)];
+    let n = t.copy_in_partial(a[1], &mut buf)?;
+    buf.truncate(n);
+    Ok(do_write(t, &f, &buf, None)? as u64)
+}
+
+pub fn pread64(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    if (a[3] as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let data = do_read(t, &f, a[2] as usize, Some(a[3] as i64))?;
+    Ok(t.copy_out_partial(a[1], &data)? as u64)
+}
+
+pub fn pwrite64(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    if (a[3] as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = vec![0u8; (a[2] as usize).min(MAX_RW)];
+    let n = t.copy_in_partial(a[1], &mut buf)?;
+    buf.truncate(n);
+    Ok(do_write(t, &f, &buf, Some(a[3] as i64))? as u64)
+}
+
+pub fn readv(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    let iovs = t.read_iovecs(a[1], a[2])?;
+    let total: u64 = iovs.iter().map(|v| v.len).sum();
+    let data = do_read(t, &f, total as usize, None)?;
+    Ok(t.copy_out_iovecs(&iovs, &data)? as u64)
+}
+
+pub fn writev(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    let iovs = t.read_iovecs(a[1], a[2])?;
+    let data = t.copy_in_iovecs(&iovs, MAX_RW)?;
+    Ok(do_write(t, &f, &data, None)? as u64)
+}
+
+/// `sendfile(out, in, offset, count)`: through a sentry buffer.
+pub fn sendfile(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let out = file(t, a[0])?;
+    let inp = file(t, a[1])?;
+    let off = if a[2] != 0 {
+        Some(t.read_u64(a[2])? as i64)
+    } else {
+        None
+    };
+    let data = do_read(t, &inp, (a[3] as usize).min(1 << 20), off)?;
+    let n = do_write(t, &out, &data, None)?;
+    if let Some(o) = off {
+        t.write_u64(a[2], (o + n as i64) as u64)?;
+    } else if n < data.len() {
+        // Give back what was read but not written.
+        let _ = inp.lseek(-((data.len() - n) as i64), libc::SEEK_CUR);
+    }
+    Ok(n as u64)
+}
+
+pub fn lseek(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?.lseek(a[1] as i64, arg_i32(a[2]))
+}
+
+// ---- open / close ----
+
+fn do_openat(
+    t: &mut TaskRunner,
+    dirfd: u64,
+    path: Vec<u8>,
+    flags: u32,
+    mode: u32,
+) -> SysResult<u64> {
+    let path = nonempty(path)?;
+    let c = creds(t);
+    let f = with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
+        vfs.open(ctx, at, &path, flags, mode, c, src)
+    })?;
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    Ok(fds.install(f, flags & libc::O_CLOEXEC as u32 != 0, 0)? as u64)
+}
+
+pub fn open(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    do_openat(t, AT_FDCWD as u64, p, a[1] as u32, a[2] as u32)
+}
+
+pub fn openat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    do_openat(t, a[0], p, a[2] as u32, a[3] as u32)
+}
+
+pub fn creat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    let flags = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u32;
+    do_openat(t, AT_FDCWD as u64, p, flags, a[1] as u32)
+}
+
+pub fn close(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    let f = fds.close(arg_i32(a[0]))?;
+    drop(f);
+    Ok(0)
+}
+
+// ---- stat ----
+
+fn stat_at(
+    t: &mut TaskRunner,
+    dirfd: u64,
+    path: Vec<u8>,
+    flags: u32,
+) -> SysResult<crate::vfs::Stat> {
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 && arg_i32(dirfd) != AT_FDCWD {
+        let f = file(t, dirfd)?;
+        let src = KernelProc {
+            kernel: &t.kernel,
+            current: t.pid(),
+        };
+        return f.fstat(&src);
+    }
+    if path.is_empty() && flags & AT_EMPTY_PATH == 0 {
+        return Err(Errno::ENOENT);
+    }
+    with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
+        vfs.stat(ctx, at, &path, flags, src)
+    })
+}
+
+pub fn stat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    let st = stat_at(t, AT_FDCWD as u64, p, 0)?;
+    t.copy_out(a[1], &st.to_bytes())?;
+    Ok(0)
+}
+
+pub fn lstat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    let st = stat_at(t, AT_FDCWD as u64, p, AT_SYMLINK_NOFOLLOW)?;
+    t.copy_out(a[1], &st.to_bytes())?;
+    Ok(0)
+}
+
+pub fn fstat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    let st = {
+        let src = KernelProc {
+            kernel: &t.kernel,
+            current: t.pid(),
+        };
+        f.fstat(&src)?
+    };
+    t.copy_out(a[1], &st.to_bytes())?;
+    Ok(0)
+}
+
+pub fn newfstatat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    let flags = a[3] as u32;
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let st = stat_at(t, a[0], p, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))?;
+    t.copy_out(a[2], &st.to_bytes())?;
+    Ok(0)
+}
+
+/// `statx(dirfd, path, flags, mask, buf)`: every basic field is filled
+/// whatever the mask asks.
+pub fn statx(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    let flags = a[2] as u32;
+    let st = stat_at(t, a[0], p, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))?;
+    t.copy_out(a[4], &st.to_statx_bytes())?;
+    Ok(0)
+}
+
+/// `struct statfs` of the overlay: fixed, plausible numbers (the overlay
+/// is in memory; there are no real blocks to count).
+fn statfs_bytes() -> [u8; 120] {
+    let mut b = [0u8; 120];
+    let put =
+        |b: &mut [u8; 120], i: usize, v: u64| b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut b, 0, 0x794c_7630); // f_type: OVERLAYFS_SUPER_MAGIC
+    put(&mut b, 1, 4096); // f_bsize
+    put(&mut b, 2, 1 << 24); // f_blocks
+    put(&mut b, 3, 1 << 23); // f_bfree
+    put(&mut b, 4, 1 << 23); // f_bavail
+    put(&mut b, 5, 1 << 20); // f_files
+    put(&mut b, 6, 1 << 19); // f_ffree
+    put(&mut b, 8, 255); // f_namelen
+    put(&mut b, 9, 4096); // f_frsize
+    b
+}
+
+pub fn statfs(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = nonempty(t.read_path(a[0])?)?;
+    stat_at(t, AT_FDCWD as u64, p, 0)?;
+    t.copy_out(a[1], &statfs_bytes())?;
+    Ok(0)
+}
+
+pub fn fstatfs(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?;
+    t.copy_out(a[1], &statfs_bytes())?;
+    Ok(0)
+}
+
+/// `faccessat2(dirfd, path, mode, flags)`: checked against the mode bits
+/// with the real (or, with AT_EACCESS, effective) ids; root passes R/W and
+/// passes X when any execute bit is set (Linux `generic_permission`).
+fn do_access(
+    t: &mut TaskRunner,
+    dirfd: u64,
+    path: Vec<u8>,
+    mode: u32,
+    flags: u32,
+) -> SysResult<u64> {
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let st = stat_at(
+        t,
+        dirfd,
+        path,
+        flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH),
+    )?;
+    if mode == 0 {
+        return Ok(0);
+    }
+    let c = t.task.local().creds.clone();
+    let (uid, gid) = if flags & AT_EACCESS != 0 {
+        (c.euid, c.egid)
+    } else {
+        (c.ruid, c.rgid)
+    };
+    let is_dir = st.mode & libc::S_IFMT == libc::S_IFDIR;
+    let ok = if uid == 0 {
+        mode & 1 == 0 || is_dir || st.mode & 0o111 != 0
+    } else {
+        let bits = if st.uid == uid {
+            (st.mode >> 6) & 7
+        } else if st.gid == gid || c.groups.contains(&st.gid) {
+            (st.mode >> 3) & 7
+        } else {
+            st.mode & 7
+        };
+        bits & mode == mode
+    };
+    if ok {
+        Ok(0)
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+pub fn access(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    do_access(t, AT_FDCWD as u64, nonempty(p)?, a[1] as u32, 0)
+}
+
+pub fn faccessat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    do_access(t, a[0], nonempty(p)?, a[2] as u32, 0)
+}
+
+pub fn faccessat2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    do_access(t, a[0], p, a[2] as u32, a[3] as u32)
+}
+
+// ---- directories ----
+
+pub fn getdents64(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    let data = {
+        let src = KernelProc {
+            kernel: &t.kernel,
+            current: t.pid(),
+        };
+        f.getdents64((a[2] as usize).min(MAX_RW), &src)?
+    };
+    t.copy_out(a[1], &data)?;
+    Ok(data.len() as u64)
+}
+
+pub fn getcwd(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let mut p = {
+        let ctx = fs_ctx(t);
+        let src = KernelProc {
+            kernel: &t.kernel,
+            current: t.pid(),
+        };
+        t.kernel.vfs.getcwd(&ctx, &src)?
+    };
+    p.push(0);
+    if p.len() as u64 > a[1] {
+        return Err(Errno::ERANGE);
+    }
+    t.copy_out(a[0], &p)?;
+    Ok(p.len() as u64)
+}
+
+pub fn chdir(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = nonempty(t.read_path(a[0])?)?;
+    let mut ctx = fs_ctx(t);
+    {
+        let src = KernelProc {
+            kernel: &t.kernel,
+            current: t.pid(),
+        };
+        t.kernel.vfs.chdir(&mut ctx, &p, &src)?;
+    }
+    *lock(&t.task.tg.fs) = ctx;
+    Ok(0)
+}
+
+pub fn fchdir(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    let mut ctx = fs_ctx(t);
+    t.kernel.vfs.fchdir(&mut ctx, &f)?;
+    *lock(&t.task.tg.fs) = ctx;
+    Ok(0)
+}
+
+fn do_mkdir(t: &mut TaskRunner, dirfd: u64, path: Vec<u8>, mode: u32) -> SysResult<u64> {
+    let path = nonempty(path)?;
+    let c = creds(t);
+    with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
+        vfs.mkdir(ctx, at, &path, mode, c, src)
+    })?;
+    Ok(0)
+}
+
+pub fn mkdir(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    do_mkdir(t, AT_FDCWD as u64, p, a[1] as u32)
+}
+
+pub fn mkdirat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    do_mkdir(t, a[0], p, a[2] as u32)
+}
+
+/// `mknod`: regular files only (no FIFOs or device nodes in the overlay).
+fn do_mknod(t: &mut TaskRunner, dirfd: u64, path: Vec<u8>, mode: u32) -> SysResult<u64> {
+    let kind = mode & libc::S_IFMT;
+    if kind != 0 && kind != libc::S_IFREG {
+        return Err(Errno::EPERM.because("only regular files can be created with mknod"));
+    }
+    let flags = (libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC) as u32;
+    let path = nonempty(path)?;
+    let c = creds(t);
+    with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
+        vfs.open(ctx, at, &path, flags, mode & 0o7777, c, src)
+    })?;
+    Ok(0)
+}
+
+pub fn mknod(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    do_mknod(t, AT_FDCWD as u64, p, a[1] as u32)
+}
+
+pub fn mknodat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    do_mknod(t, a[0], p, a[2] as u32)
+}
+
+pub fn rmdir(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = nonempty(t.read_path(a[0])?)?;
+    with_vfs(t, AT_FDCWD as u64, &p, |vfs, ctx, at, src| {
+        vfs.rmdir(ctx, at, &p, src)
+    })?;
+    Ok(0)
+}
+
+pub fn unlink(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = nonempty(t.read_path(a[0])?)?;
+    with_vfs(t, AT_FDCWD as u64, &p, |vfs, ctx, at, src| {
+        vfs.unlink(ctx, at, &p, src)
+    })?;
+    Ok(0)
+}
+
+pub fn unlinkat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = nonempty(t.read_path(a[1])?)?;
+    let flags = a[2] as u32;
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    with_vfs(t, a[0], &p, |vfs, ctx, at, src| {
+        if flags & AT_REMOVEDIR != 0 {
+            vfs.rmdir(ctx, at, &p, src)
+        } else {
+            vfs.unlink(ctx, at, &p, src)
+        }
+    })?;
+    Ok(0)
+}
+
+fn do_rename(
+    t: &mut TaskRunner,
+    olddir: u64,
+    old: Vec<u8>,
+    newdir: u64,
+    new: Vec<u8>,
+    flags: u32,
+) -> SysResult<u64> {
+    let old = nonempty(old)?;
+    let new = nonempty(new)?;
+    let od = dirfile(t, olddir, &old)?;
+    let nd = dirfile(t, newdir, &new)?;
+    let ctx = fs_ctx(t);
+    let src = KernelProc {
+        kernel: &t.kernel,
+        current: t.pid(),
+    };
+    t.kernel
+        .vfs
+        .rename(&ctx, at(&od), &old, at(&nd), &new, flags, &src)?;
+    Ok(0)
+}
+
+pub fn rename(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let o = t.read_path(a[0])?;
+    let n = t.read_path(a[1])?;
+    do_rename(t, AT_FDCWD as u64, o, AT_FDCWD as u64, n, 0)
+}
+
+pub fn renameat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let o = t.read_path(a[1])?;
+    let n = t.read_path(a[3])?;
+    do_rename(t, a[0], o, a[2], n, 0)
+}
+
+pub fn renameat2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let o = t.read_path(a[1])?;
+    let n = t.read_path(a[3])?;
+    do_rename(t, a[0], o, a[2], n, a[4] as u32)
+}
+
+fn do_link(
+    t: &mut TaskRunner,
+    olddir: u64,
+    old: Vec<u8>,
+    newdir: u64,
+    new: Vec<u8>,
+    flags: u32,
+) -> SysResult<u64> {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let new = nonempty(new)?;
+    let od = dirfile(t, olddir, &old)?;
+    let nd = dirfile(t, newdir, &new)?;
+    let ctx = fs_ctx(t);
+    let src = KernelProc {
+        kernel: &t.kernel,
+        current: t.pid(),
+    };
+    t.kernel
+        .vfs
+        .link(&ctx, at(&od), &old, at(&nd), &new, flags, &src)?;
+    Ok(0)
+}
+
+pub fn link(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let o = nonempty(t.read_path(a[0])?)?;
+    let n = t.read_path(a[1])?;
+    do_link(t, AT_FDCWD as u64, o, AT_FDCWD as u64, n, 0)
+}
+
+pub fn linkat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let o = t.read_path(a[1])?;
+    let n = t.read_path(a[3])?;
+    do_link(t, a[0], o, a[2], n, a[4] as u32)
+}
+
+fn do_symlink(t: &mut TaskRunner, target: Vec<u8>, dirfd: u64, path: Vec<u8>) -> SysResult<u64> {
+    let target = nonempty(target)?;
+    let path = nonempty(path)?;
+    let c = creds(t);
+    with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
+        vfs.symlink(ctx, &target, at, &path, c, src)
+    })?;
+    Ok(0)
+}
+
+pub fn symlink(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let target = t.read_path(a[0])?;
+    let p = t.read_path(a[1])?;
+    do_symlink(t, target, AT_FDCWD as u64, p)
+}
+
+pub fn symlinkat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let target = t.read_path(a[0])?;
+    let p = t.read_path(a[2])?;
+    do_symlink(t, target, a[1], p)
+}
+
+fn do_readlink(
+    t: &mut TaskRunner,
+    dirfd: u64,
+    path: Vec<u8>,
+    buf: u64,
+    size: u64,
+) -> SysResult<u64> {
+    if (size as i64) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
+        vfs.readlink(ctx, at, &path, src)
+    })?;
+    let n = target.len().min(size as usize);
+    t.copy_out(buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+pub fn readlink(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = nonempty(t.read_path(a[0])?)?;
+    do_readlink(t, AT_FDCWD as u64, p, a[1], a[2])
+}
+
+pub fn readlinkat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    do_readlink(t, a[0], p, a[2], a[3])
+}
+
+// ---- attributes ----
+
+fn do_chmod(
+    t: &mut TaskRunner,
+    dirfd: u64,
+    path: Vec<u8>,
+    mode: u32,
+    follow: bool,
+) -> SysResult<u64> {
+    let path = nonempty(path)?;
+    with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
+        vfs.chmod(ctx, at, &path, mode & 0o7777, follow, src)
+    })?;
+    Ok(0)
+}
+
+pub fn chmod(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    do_chmod(t, AT_FDCWD as u64, p, a[1] as u32, true)
+}
+
+pub fn fchmodat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    do_chmod(t, a[0], p, a[2] as u32, true)
+}
+
+pub fn fchmod(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    t.kernel.vfs.fchmod(&f, a[1] as u32 & 0o7777)?;
+    Ok(0)
+}
+
+fn id_arg(v: u64) -> Option<u32> {
+    match v as u32 {
+        u32::MAX => None,
+        x => Some(x),
+    }
+}
+
+fn do_chown(
+    t: &mut TaskRunner,
+    dirfd: u64,
+    path: Vec<u8>,
+    uid: u64,
+    gid: u64,
+    follow: bool,
+) -> SysResult<u64> {
+    let path = nonempty(path)?;
+    let (u, g) = (id_arg(uid), id_arg(gid));
+    with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
+        vfs.chown(ctx, at, &path, u, g, follow, src)
+    })?;
+    Ok(0)
+}
+
+pub fn chown(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    do_chown(t, AT_FDCWD as u64, p, a[1], a[2], true)
+}
+
+pub fn lchown(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[0])?;
+    do_chown(t, AT_FDCWD as u64, p, a[1], a[2], false)
+}
+
+pub fn fchownat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = t.read_path(a[1])?;
+    let flags = a[4] as u32;
+    if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        file(t, a[0])?;
+        return Ok(0);
+    }
+    do_chown(t, a[0], p, a[2], a[3], flags & AT_SYMLINK_NOFOLLOW == 0)
+}
+
+/// `fchown`: accepted for any open fd (ownership of open files is not
+/// tracked separately from their path).
+pub fn fchown(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?;
+    Ok(0)
+}
+
+pub fn truncate(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = nonempty(t.read_path(a[0])?)?;
+    if (a[1] as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    with_vfs(t, AT_FDCWD as u64, &p, |vfs, ctx, _at, src| {
+        vfs.truncate(ctx, &p, a[1] as i64, src)
+    })?;
+    Ok(0)
+}
+
+pub fn ftruncate(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    if (a[1] as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    file(t, a[0])?.ftruncate(a[1] as i64)?;
+    Ok(0)
+}
+
+pub fn fsync(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?.fsync()?;
+    Ok(0)
+}
+
+pub fn fdatasync(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    fsync(t, a)
+}
+
+/// `sync`/`syncfs`: the overlay lives in memory; nothing to flush.
+pub fn sync(_t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
+    Ok(0)
+}
+
+pub fn syncfs(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?;
+    Ok(0)
+}
+
+/// `fadvise64`: advice only; validated and accepted.
+pub fn fadvise64(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?;
+    if a[3] > 5 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// `flock`: the sandbox has one lock owner domain; locks always succeed
+/// (documented: no inter-process advisory locking yet).
+pub fn flock(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?;
+    Ok(0)
+}
+
+fn utime_spec(b: &[u8; 16]) -> SysResult<UtimeSpec> {
+    const UTIME_NOW: i64 = (1 << 30) - 1;
+    const UTIME_OMIT: i64 = (1 << 30) - 2;
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[0..8]);
+    let sec = i64::from_le_bytes(x);
+    x.copy_from_slice(&b[8..16]);
+    let nsec = i64::from_le_bytes(x);
+    match nsec {
+        UTIME_NOW => Ok(UtimeSpec::Now),
+        UTIME_OMIT => Ok(UtimeSpec::Omit),
+        n if (0..1_000_000_000).contains(&n) => {
+            Ok(UtimeSpec::Set(crate::vfs::Timespec { sec, nsec: n }))
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn utimensat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let path = if a[1] != 0 {
+        t.read_path(a[1])?
+    } else {
+        Vec::new()
+    };
+    let (at_, mt) = if a[2] != 0 {
+        let b = t.read_array::<32>(a[2])?;
+        let mut x = [0u8; 16];
+        x.copy_from_slice(&b[0..16]);
+        let at_ = utime_spec(&x)?;
+        x.copy_from_slice(&b[16..32]);
+        (at_, utime_spec(&x)?)
+    } else {
+        (UtimeSpec::Now, UtimeSpec::Now)
+    };
+    let flags = a[3] as u32;
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    if path.is_empty() {
+        let f = file(t, a[0])?;
+        let ctx = fs_ctx(t);
+        let src = KernelProc {
+            kernel: &t.kernel,
+            current: t.pid(),
+        };
+        t.kernel
+            .vfs
+            .utimens(&ctx, At::Fd(&f), b"", at_, mt, follow, &src)?;
+        return Ok(0);
+    }
+    with_vfs(t, a[0], &path, |vfs, ctx, at, src| {
+        vfs.utimens(ctx, at, &path, at_, mt, follow, src)
+    })?;
+    Ok(0)
+}
+
+pub fn umask(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let mut fs = lock(&t.task.tg.fs);
+    let old = fs.umask;
+    fs.umask = a[0] as u32 & 0o777;
+    Ok(old as u64)
+}
+
+// ---- fds ----
+
+pub fn dup(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    Ok(fds.dup(arg_i32(a[0]))? as u64)
+}
+
+pub fn dup2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    let (fd, replaced) = fds.dup3(arg_i32(a[0]), arg_i32(a[1]), false, false)?;
+    drop(replaced);
+    Ok(fd as u64)
+}
+
+pub fn dup3(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let flags = a[2] as u32;
+    if flags & !(libc::O_CLOEXEC as u32) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    let (fd, replaced) = fds.dup3(arg_i32(a[0]), arg_i32(a[1]), flags != 0, true)?;
+    drop(replaced);
+    Ok(fd as u64)
+}
+
+pub fn fcntl(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let fd = arg_i32(a[0]);
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    let f = fds.get(fd)?;
+    let arg = a[2];
+    match arg_i32(a[1]) {
+        libc::F_DUPFD => Ok(fds.dup_min(fd, arg_i32(arg), false)? as u64),
+        libc::F_DUPFD_CLOEXEC => Ok(fds.dup_min(fd, arg_i32(arg), true)? as u64),
+        libc::F_GETFD => Ok(fds.cloexec(fd)? as u64),
+        libc::F_SETFD => {
+            fds.set_cloexec(fd, arg & 1 != 0)?;
+            Ok(0)
+        }
+        libc::F_GETFL => Ok(f.status_flags() as u64),
+        libc::F_SETFL => {
+            f.set_status_flags(arg as u32);
+            Ok(0)
+        }
+        libc::F_GETLK | libc::F_OFD_GETLK => {
+            // No conflicting lock ever exists: report F_UNLCK.
+            let mut fl = t.read_array::<32>(arg)?;
+            fl[0..2].copy_from_slice(&(libc::F_UNLCK as i16).to_le_bytes());
+            t.copy_out(arg, &fl)?;
+            Ok(0)
+        }
+        libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_SETLK | libc::F_OFD_SETLKW => {
+            t.read_array::<32>(arg)?;
+            Ok(0)
+        }
+        libc::F_GETOWN => Ok(0),
+        libc::F_SETOWN => Ok(0),
+        libc::F_GETPIPE_SZ => Ok(f.pipe_size()? as u64),
+        libc::F_SETPIPE_SZ => Ok(f.set_pipe_size(arg as usize)? as u64),
+        _ => Err(Errno::EINVAL.because("unsupported fcntl command")),
+    }
+}
+
+/// `ioctl(fd, cmd, arg)`: the file's own ioctls (terminal passthrough,
+/// FIONREAD, FIONBIO), plus job control answered from sandbox state.
+pub fn ioctl(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let f = file(t, a[0])?;
+    let cmd = a[1] as u32;
+    let arg = a[2];
+    let mut input = vec![0u8; crate::vfs::ioctl_input_len(cmd)];
+    t.copy_in(arg, &mut input)?;
+    match f.ioctl(cmd, &input)? {
+        IoctlOutcome::Done { ret, out } => {
+            t.copy_out(arg, &out)?;
+            Ok(ret as u64)
+        }
+        IoctlOutcome::JobControl => job_control_ioctl(t, cmd, arg),
+    }
+}
+
+fn job_control_ioctl(t: &mut TaskRunner, cmd: u32, arg: u64) -> SysResult<u64> {
+    match u64::from(cmd) {
+        libc::TIOCGPGRP => {
+            let pg = t.kernel.tasks().foreground_pgrp;
+            t.write_u32(arg, pg as u32)?;
+            Ok(0)
+        }
+        libc::TIOCSPGRP => {
+            let pg = t.read_u32(arg)? as i32;
+            if pg < 0 {
+                return Err(Errno::EINVAL);
+            }
+            let mut ts = t.kernel.tasks();
+            let my_sid = ts.procs.get(&t.pid()).map(|p| p.sid).ok_or(Errno::ESRCH)?;
+            if !ts
+                .procs
+                .values()
+                .any(|p| p.pgid == pg && p.sid == my_sid && p.zombie.is_none())
+            {
+                return Err(Errno::EPERM.because("no such process group in the session"));
+            }
+            ts.foreground_pgrp = pg;
+            Ok(0)
+        }
+        libc::TIOCGSID => {
+            let ts = t.kernel.tasks();
+            let sid = ts.procs.get(&1).map(|p| p.sid).unwrap_or(1);
+            drop(ts);
+            t.write_u32(arg, sid as u32)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+fn do_pipe(t: &mut TaskRunner, addr: u64, flags: u32) -> SysResult<u64> {
+    let allowed = (libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_DIRECT) as u32;
+    if flags & !allowed != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (r, w) = FileDescription::new_pipe(flags & !(libc::O_CLOEXEC as u32));
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    let (fr, fw) = fds.install_pair(r, w, flags & libc::O_CLOEXEC as u32 != 0)?;
+    let mut b = [0u8; 8];
+    b[0..4].copy_from_slice(&fr.to_le_bytes());
+    b[4..8].copy_from_slice(&fw.to_le_bytes());
+    if let Err(e) = t.copy_out(addr, &b) {
+        let _ = fds.close(fr);
+        let _ = fds.close(fw);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+pub fn pipe(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    do_pipe(t, a[0], 0)
+}
+
+pub fn pipe2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    do_pipe(t, a[0], a[1] as u32)
+}

@@ -1,0 +1,165 @@
+//! Clock and sleep syscalls (Linux `kernel/time/`).
+//!
+//! Sleeps are interruptible waits on the task's waiter with a host
+//! deadline. An interrupted `nanosleep`/relative `clock_nanosleep` returns
+//! `ERESTART_RESTARTBLOCK` with a restart block holding the absolute
+//! deadline, so `restart_syscall` sleeps only the remaining time (and the
+//! remaining time is written to `rem` when a handler makes it EINTR).
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::task::RestartBlock;
+use crate::kernel::time::{
+    clock_kind, timespec_bytes, timespec_from, timeval_bytes, ClockKind, Nanos, CLOCK_MONOTONIC,
+};
+use crate::kernel::TaskRunner;
+
+use super::arg_i32;
+
+const TIMER_ABSTIME: u64 = 1;
+
+fn cpu_start(t: &TaskRunner, id: i32) -> Nanos {
+    if id == crate::kernel::time::CLOCK_THREAD_CPUTIME_ID {
+        t.task.local().start_time
+    } else {
+        t.kernel
+            .tasks()
+            .procs
+            .get(&t.pid())
+            .map(|p| p.start_time)
+            .unwrap_or(0)
+    }
+}
+
+/// `clock_gettime(id, tp)`.
+pub fn clock_gettime(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let id = arg_i32(a[0]);
+    let kind = clock_kind(id)?;
+    let now = t.kernel.clocks.now(kind, cpu_start(t, id));
+    t.copy_out(a[1], &timespec_bytes(now))?;
+    Ok(0)
+}
+
+/// `clock_getres(id, res)`: 1 ns for every clock (hrtimers).
+pub fn clock_getres(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    clock_kind(arg_i32(a[0]))?;
+    if a[1] != 0 {
+        t.copy_out(a[1], &timespec_bytes(1))?;
+    }
+    Ok(0)
+}
+
+/// `gettimeofday(tv, tz)`: tz is zeroed (UTC).
+pub fn gettimeofday(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    if a[0] != 0 {
+        let now = t.kernel.clocks.realtime();
+        t.copy_out(a[0], &timeval_bytes(now))?;
+    }
+    if a[1] != 0 {
+        t.copy_out(a[1], &[0u8; 8])?;
+    }
+    Ok(0)
+}
+
+/// `time(tloc)`.
+pub fn time(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let secs = t.kernel.clocks.realtime().div_euclid(1_000_000_000);
+    if a[0] != 0 {
+        t.copy_out(a[0], &secs.to_le_bytes())?;
+    }
+    Ok(secs as u64)
+}
+
+/// `times(buf)`: CPU times approximated by elapsed time (see
+/// `kernel::time`); returns clock ticks since boot.
+pub fn times(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let now = t.kernel.clocks.monotonic();
+    let ticks = |ns: Nanos| (ns / 10_000_000) as u64;
+    if a[0] != 0 {
+        let user = ticks(now - cpu_start(t, crate::kernel::time::CLOCK_PROCESS_CPUTIME_ID));
+        let mut b = [0u8; 32];
+        b[0..8].copy_from_slice(&user.to_le_bytes());
+        t.copy_out(a[0], &b)?;
+    }
+    Ok(ticks(now))
+}
+
+/// Sleeps until `deadline` on clock `id`; on interruption leaves a restart
+/// block (relative sleeps) or asks for a plain restart (absolute ones).
+fn sleep(
+    t: &mut TaskRunner,
+    id: i32,
+    kind: ClockKind,
+    deadline: Nanos,
+    rmtp: u64,
+    absolute: bool,
+) -> SysResult<u64> {
+    let start = cpu_start(t, id);
+    let host_deadline = t.kernel.clocks.deadline(kind, deadline, start);
+    match t.sleep_until(Some(host_deadline)) {
+        Ok(()) => Ok(0),
+        Err(_) if absolute => Err(Errno::ERESTARTNOHAND),
+        Err(_) => {
+            t.task.local().restart = Some(RestartBlock {
+                clock: id,
+                deadline,
+                rmtp,
+            });
+            if rmtp != 0 {
+                let rem = (deadline - t.kernel.clocks.now(kind, start)).max(0);
+                t.copy_out(rmtp, &timespec_bytes(rem))?;
+            }
+            Err(Errno::ERESTART_RESTARTBLOCK)
+        }
+    }
+}
+
+/// `nanosleep(req, rem)`.
+pub fn nanosleep(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let req = timespec_from(&t.read_array::<16>(a[0])?)?;
+    let deadline = t.kernel.clocks.monotonic().saturating_add(req);
+    sleep(
+        t,
+        CLOCK_MONOTONIC,
+        ClockKind::Monotonic,
+        deadline,
+        a[1],
+        false,
+    )
+}
+
+/// `clock_nanosleep(id, flags, req, rem)`.
+pub fn clock_nanosleep(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let id = arg_i32(a[0]);
+    let kind = clock_kind(id)?;
+    if id == crate::kernel::time::CLOCK_THREAD_CPUTIME_ID {
+        return Err(Errno::EINVAL);
+    }
+    let req = timespec_from(&t.read_array::<16>(a[2])?)?;
+    let absolute = a[1] & TIMER_ABSTIME != 0;
+    let deadline = if absolute {
+        req
+    } else {
+        t.kernel
+            .clocks
+            .now(kind, cpu_start(t, id))
+            .saturating_add(req)
+    };
+    sleep(
+        t,
+        id,
+        kind,
+        deadline,
+        if absolute { 0 } else { a[3] },
+        absolute,
+    )
+}
+
+/// `restart_syscall()`: continues an interrupted sleep with its remaining
+/// time (Linux `do_restart_syscall` → `hrtimer_nanosleep_restart`).
+pub fn restart_syscall(t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
+    let Some(rb) = t.task.local().restart.take() else {
+        return Err(Errno::EINTR);
+    };
+    let kind = clock_kind(rb.clock)?;
+    sleep(t, rb.clock, kind, rb.deadline, rb.rmtp, false)
+}
