@@ -118,7 +118,7 @@ impl MemoryManager {
     /// - `MAP_HUGETLB` is `EINVAL` (no hugetlbfs).
     pub fn mmap(&mut self, ctx: &mut dyn Context, req: MmapRequest) -> SysResult<u64> {
         let flags = req.flags;
-        if req.offset % PAGE_SIZE != 0 {
+        if !req.offset.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL.because("mmap offset not page-aligned"));
         }
         if req.len == 0 {
@@ -183,7 +183,7 @@ impl MemoryManager {
         let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
         let addr = if fixed {
             let a = req.addr;
-            if a % PAGE_SIZE != 0 {
+            if !a.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL.because("MAP_FIXED address not page-aligned"));
             }
             if a.checked_add(len).is_none_or(|e| e > self.max_addr) {
@@ -253,7 +253,11 @@ impl MemoryManager {
         name: VmaName,
         growsdown: bool,
     ) -> SysResult<()> {
-        if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || start >= end || end > self.max_addr {
+        if !start.is_multiple_of(PAGE_SIZE)
+            || !end.is_multiple_of(PAGE_SIZE)
+            || start >= end
+            || end > self.max_addr
+        {
             return Err(Errno::EINVAL.because("bad fixed anonymous range"));
         }
         self.remove_range(ctx, start, end).map_err(platform_errno)?;
@@ -277,7 +281,7 @@ impl MemoryManager {
     /// `munmap(2)` (Linux: `EINVAL` for an unaligned address or zero
     /// length; unmapping holes is fine).
     pub fn munmap(&mut self, ctx: &mut dyn Context, addr: u64, len: u64) -> SysResult<()> {
-        if addr % PAGE_SIZE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
             return Err(Errno::EINVAL.because("munmap of unaligned address or zero length"));
         }
         let end = page_up(len)
@@ -298,7 +302,7 @@ impl MemoryManager {
         len: u64,
         prot_bits: u64,
     ) -> SysResult<()> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL.because("mprotect address not page-aligned"));
         }
         if prot_bits & !(7 | PROT_GROWSDOWN | PROT_GROWSUP) != 0
@@ -403,7 +407,7 @@ impl MemoryManager {
         len: u64,
         advice: i32,
     ) -> SysResult<()> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL.because("madvise address not page-aligned"));
         }
         let end = page_up(len)

@@ -40,7 +40,7 @@ impl MemoryManager {
         if flags & MREMAP_DONTUNMAP != 0 {
             return Err(Errno::EINVAL.because("MREMAP_DONTUNMAP is not supported"));
         }
-        if old_addr % PAGE_SIZE != 0 {
+        if !old_addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL.because("mremap address not page-aligned"));
         }
         let old_len = page_up(old_len).ok_or(Errno::EINVAL.because("mremap old length"))?;
@@ -56,7 +56,7 @@ impl MemoryManager {
             .ok_or(Errno::EINVAL.because("mremap old range overflows"))?;
 
         if flags & MREMAP_FIXED != 0 {
-            if new_addr % PAGE_SIZE != 0 {
+            if !new_addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL.because("mremap new address not page-aligned"));
             }
             let new_end = new_addr

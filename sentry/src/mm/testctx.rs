@@ -131,7 +131,12 @@ impl Context for TestCtx {
         Ok(())
     }
     fn map(&mut self, addr: u64, len: u64, prot: Prot, off: u64) -> Result<(), PlatformError> {
-        assert!(addr % PAGE_SIZE == 0 && len % PAGE_SIZE == 0 && off % PAGE_SIZE == 0 && len > 0);
+        assert!(
+            addr.is_multiple_of(PAGE_SIZE)
+                && len.is_multiple_of(PAGE_SIZE)
+                && off.is_multiple_of(PAGE_SIZE)
+                && len > 0
+        );
         self.calls.push(Call::Map {
             addr,
             len,

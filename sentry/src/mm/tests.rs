@@ -540,7 +540,7 @@ fn maps_text_uses_linux_format() {
     mm.mmap(&mut ctx, req).unwrap();
     let text = mm.maps_text();
     let lines: Vec<&str> = text.lines().collect();
-    let file_prefix = format!("40000000-40001000 r-xp 00000000 ");
+    let file_prefix = "40000000-40001000 r-xp 00000000 ".to_string();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].starts_with(&file_prefix), "{}", lines[0]);
     assert!(lines[0].ends_with(&format!(" {}", tmp.path().display())));
