@@ -44,7 +44,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .canonicalize()
         .with_context(|| format!("sandbox root {}", args.root.display()))?;
     let mf = MemoryFile::new().context("creating the memory file")?;
-    let memfd = mf.fd().try_clone_to_owned().context("duplicating the memory file fd")?;
+    let memfd = mf
+        .fd()
+        .try_clone_to_owned()
+        .context("duplicating the memory file fd")?;
     let platform = PtracePlatform::new(memfd).context("starting the ptrace platform")?;
     let vfs = Vfs::new(&root).with_context(|| format!("opening the root {}", root.display()))?;
     let kernel = Kernel::new(Arc::new(platform), mf, Arc::new(vfs));
@@ -73,7 +76,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .unwrap_or_else(|| DEFAULT_PATH.as_bytes().to_vec());
     let filename = resolve_program(&kernel.vfs, &cwd, &prog, &path_var)?;
 
-    let creds = Credentials::new(rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+    let creds = Credentials::new(
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw(),
+    );
     tracing::info!(id = args.id.as_deref().unwrap_or(""), prog = %String::from_utf8_lossy(&filename), "starting sandbox");
     kernel
         .start(InitSpec {

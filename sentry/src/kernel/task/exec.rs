@@ -185,16 +185,30 @@ impl TaskRunner {
             )?;
             f.mapped_file()
         };
-        let img = load_image(
-            &mut *ctx,
-            &mut mm,
-            &exe,
-            &mut open_interp,
-            &argv,
-            &envp,
-            &filename,
-            &creds,
-        )?;
+        let mut random = [0u8; 16];
+        let _ = rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty());
+        let (hwcap, hwcap2) = host_hwcap();
+        let stack_size = lock(&self.task.tg.limits)
+            .get(super::super::limits::RLIMIT_STACK)
+            .map(|r| r.cur)
+            .unwrap_or(crate::loader::DEFAULT_STACK_SIZE);
+        let mut params = crate::loader::ExecParams::new(&argv, &envp, &filename);
+        params.uid = creds.ruid;
+        params.euid = creds.euid;
+        params.gid = creds.rgid;
+        params.egid = creds.egid;
+        params.random = random;
+        params.hwcap = hwcap;
+        params.hwcap2 = hwcap2;
+        params.minsigstksz = (self.kernel.fp_state_size() as u64
+            + 4
+            + super::super::signal::frame::FRAME_SIZE
+            + 64
+            + 16
+            + 4095)
+            & !4095;
+        params.stack_size = stack_size;
+        let img = crate::loader::load(&mut *ctx, &mut mm, &exe, &mut open_interp, &params)?;
 
         // Point of no return.
         let interrupter = ctx.interrupter();
@@ -241,24 +255,26 @@ impl TaskRunner {
     }
 }
 
-/// What the loader reports back.
-struct Image {
-    entry: u64,
-    stack_pointer: u64,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn load_image(
-    _ctx: &mut dyn crate::platform::Context,
-    _mm: &mut crate::mm::MemoryManager,
-    _exe: &MappedFile,
-    _open_interp: &mut dyn FnMut(&[u8]) -> SysResult<MappedFile>,
-    _argv: &[Vec<u8>],
-    _envp: &[Vec<u8>],
-    _execfn: &[u8],
-    _creds: &super::super::creds::Credentials,
-) -> SysResult<Image> {
-    Err(Errno::ENOEXEC.because("ELF loader not integrated yet"))
+/// The host's AT_HWCAP and AT_HWCAP2 (from `/proc/self/auxv`), handed to
+/// the guest unchanged: it runs on the same CPU.
+fn host_hwcap() -> (u64, u64) {
+    static HWCAP: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *HWCAP.get_or_init(|| {
+        let raw = std::fs::read("/proc/self/auxv").unwrap_or_default();
+        let mut caps = (0, 0);
+        for e in raw.chunks_exact(16) {
+            let mut k = [0u8; 8];
+            let mut v = [0u8; 8];
+            k.copy_from_slice(&e[0..8]);
+            v.copy_from_slice(&e[8..16]);
+            match u64::from_le_bytes(k) {
+                16 => caps.0 = u64::from_le_bytes(v),
+                26 => caps.1 = u64::from_le_bytes(v),
+                _ => {}
+            }
+        }
+        caps
+    })
 }
 
 fn check_exec(st: &crate::vfs::Stat) -> SysResult<()> {
