@@ -171,7 +171,7 @@ fn struct_parts(fields: &[Field]) -> Parts {
     }
 }
 
-fn enum_parts(name: &str, variants: &[Variant]) -> Parts {
+fn enum_parts(name: &TokenStream, variants: &[Variant]) -> Parts {
     let fps = variants.iter().map(|v| {
         let vname = v.ident.to_string();
         let n = v.fields.iter().filter(|f| is_saved(f)).count() as u64;
@@ -225,7 +225,7 @@ fn enum_parts(name: &str, variants: &[Variant]) -> Parts {
                 #(#load_arms)*
                 tag => {
                     return ::core::result::Result::Err(::checkpoints::state::LoadError::BadTag {
-                        type_name: ::core::concat!(::core::module_path!(), "::", #name),
+                        type_name: #name,
                         tag,
                     });
                 }
@@ -239,13 +239,21 @@ fn enum_parts(name: &str, variants: &[Variant]) -> Parts {
     }
 }
 
+/// The type's schema name: `name = "…"` or `module_path!()::Ident`.
+fn base_name(c: &Container) -> TokenStream {
+    let ident = c.ident.to_string();
+    match &c.name {
+        Some(lit) => quote! { #lit },
+        None => quote! { ::core::concat!(::core::module_path!(), "::", #ident) },
+    }
+}
+
 /// Generates the impl.
 pub(crate) fn expand(c: &Container) -> TokenStream {
     let ident = &c.ident;
-    let name = ident.to_string();
     let parts = match &c.body {
         Body::Struct(fields) => struct_parts(fields),
-        Body::Enum(variants) => enum_parts(&name, variants),
+        Body::Enum(variants) => enum_parts(&base_name(c), variants),
     };
     let Parts {
         fingerprint,
@@ -269,7 +277,7 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
 
-    let base = quote! { ::core::concat!(::core::module_path!(), "::", #name) };
+    let base = base_name(c);
     let type_name = if type_params.is_empty() && const_params.is_empty() {
         quote! { ::std::string::String::from(#base) }
     } else {

@@ -15,7 +15,10 @@
 //!   -> Result<T, LoadError>`; `module::FINGERPRINT: u64` is the field's
 //!   schema contribution;
 //! - type `#[state(after_load = "method")]`: `fn method(&self)`, run after
-//!   the whole graph is loaded.
+//!   the whole graph is loaded;
+//! - type `#[state(name = "stable.Name")]`: the schema name, instead of
+//!   `module_path!()::Ident` (lets a type move between modules without
+//!   invalidating images; must be unique among the types of one graph).
 #![forbid(unsafe_code)]
 
 mod expand;

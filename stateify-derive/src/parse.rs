@@ -37,8 +37,10 @@ pub(crate) struct Container {
     pub(crate) ident: Ident,
     pub(crate) generics: syn::Generics,
     pub(crate) body: Body,
-    /// `after_load` method and the span of its literal.
+    /// `after_load` method (spanned at its literal).
     pub(crate) after_load: Option<Ident>,
+    /// `name = "…"`: stable schema name replacing `module_path::Ident`.
+    pub(crate) name: Option<LitStr>,
 }
 
 /// Accumulates errors.
@@ -58,7 +60,7 @@ impl Errors {
 }
 
 const FIELD_KEYS: &str = "expected `nosave`, `init = \"path\"` or `with = \"module\"`";
-const TYPE_KEYS: &str = "expected `after_load = \"method\"`";
+const TYPE_KEYS: &str = "expected `after_load = \"method\"` or `name = \"stable.Name\"`";
 
 /// One parsed key of a `#[state(...)]` list.
 struct Key {
@@ -208,9 +210,11 @@ fn fields(fields: &Fields, errors: &mut Errors) -> Vec<Field> {
         .collect()
 }
 
-fn container_after_load(attrs: &[Attribute], errors: &mut Errors) -> Option<Ident> {
+/// Type-level attributes: `after_load` and `name`.
+fn container_attrs(attrs: &[Attribute], errors: &mut Errors) -> (Option<Ident>, Option<LitStr>) {
     let mut seen = Vec::new();
     let mut after_load = None;
+    let mut name = None;
     for key in keys(attrs, errors) {
         if !first(&mut seen, &key, errors) {
             continue;
@@ -223,6 +227,11 @@ fn container_after_load(attrs: &[Attribute], errors: &mut Errors) -> Option<Iden
                 key.span,
                 "`after_load` needs a value: `after_load = \"method\"`",
             ),
+            ("name", Some(lit)) if lit.value().is_empty() => {
+                errors.at(lit.span(), "`name` must not be empty")
+            }
+            ("name", Some(lit)) => name = Some(lit.clone()),
+            ("name", None) => errors.at(key.span, "`name` needs a value: `name = \"stable.Name\"`"),
             ("nosave" | "init" | "with", _) => errors.at(
                 key.span,
                 format!("`{}` is a field attribute, not a type attribute", key.name),
@@ -233,13 +242,13 @@ fn container_after_load(attrs: &[Attribute], errors: &mut Errors) -> Option<Iden
             ),
         }
     }
-    after_load
+    (after_load, name)
 }
 
 impl Container {
     pub(crate) fn from_input(input: &DeriveInput) -> Result<Self, syn::Error> {
         let mut errors = Errors::default();
-        let after_load = container_after_load(&input.attrs, &mut errors);
+        let (after_load, name) = container_attrs(&input.attrs, &mut errors);
         let body = match &input.data {
             Data::Struct(s) => Body::Struct(fields(&s.fields, &mut errors)),
             Data::Enum(e) => Body::Enum(
@@ -280,6 +289,7 @@ impl Container {
                 generics: input.generics.clone(),
                 body,
                 after_load,
+                name,
             }),
         }
     }

@@ -79,7 +79,7 @@ pub(crate) fn build_cyclic<T: Stateify>(
 /// Runs the hooks inside object `obj` (an `Arc<T>`).
 pub(crate) fn walk<T: Stateify>(obj: &dyn Any, hooks: &mut AfterLoad) {
     if let Some(arc) = obj.downcast_ref::<Arc<T>>() {
-        arc.after_load_walk(hooks);
+        T::after_load_walk(arc, hooks);
     }
 }
 
@@ -190,7 +190,7 @@ pub(crate) fn run_object_hooks(dec: &mut Decoder<'_>, hooks: &mut AfterLoad) {
             continue;
         }
         if let Slot::Done(obj) = &dec.graph.slots[id as usize] {
-            (vt.walk)(obj.as_ref(), hooks);
+            (vt.walk)(&**obj, hooks);
         }
     }
 }
