@@ -1028,3 +1028,87 @@ pub fn pipe(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
 pub fn pipe2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     do_pipe(t, a[0], a[1] as u32)
 }
+
+// ---- extended attributes ----
+//
+// The overlay stores no extended attributes: reads find none (ENODATA,
+// as for a file without that attribute; `ls` and `cp` treat it as "no
+// ACLs/labels"), lists are empty, and writes fail with EOPNOTSUPP like a
+// filesystem without xattr support.
+
+fn xattr_target(t: &mut TaskRunner, path_addr: u64, follow: bool) -> SysResult<()> {
+    let p = nonempty(t.read_path(path_addr)?)?;
+    let flags = if follow { 0 } else { AT_SYMLINK_NOFOLLOW };
+    stat_at(t, AT_FDCWD as u64, p, flags).map(|_| ())
+}
+
+fn xattr_name(t: &mut TaskRunner, addr: u64) -> SysResult<()> {
+    let n = t.read_cstring(addr, 256).map_err(|e| if e.code() == libc::ENAMETOOLONG { Errno::ERANGE } else { e })?;
+    if n.is_empty() {
+        return Err(Errno::ERANGE);
+    }
+    Ok(())
+}
+
+pub fn getxattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    xattr_target(t, a[0], true)?;
+    xattr_name(t, a[1])?;
+    Err(Errno::ENODATA)
+}
+
+pub fn lgetxattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    xattr_target(t, a[0], false)?;
+    xattr_name(t, a[1])?;
+    Err(Errno::ENODATA)
+}
+
+pub fn fgetxattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?;
+    xattr_name(t, a[1])?;
+    Err(Errno::ENODATA)
+}
+
+pub fn listxattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    xattr_target(t, a[0], true)?;
+    Ok(0)
+}
+
+pub fn llistxattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    xattr_target(t, a[0], false)?;
+    Ok(0)
+}
+
+pub fn flistxattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?;
+    Ok(0)
+}
+
+pub fn setxattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    xattr_target(t, a[0], true)?;
+    Err(Errno::EOPNOTSUPP.because("no extended attributes in the overlay"))
+}
+
+pub fn lsetxattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    xattr_target(t, a[0], false)?;
+    Err(Errno::EOPNOTSUPP.because("no extended attributes in the overlay"))
+}
+
+pub fn fsetxattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?;
+    Err(Errno::EOPNOTSUPP.because("no extended attributes in the overlay"))
+}
+
+pub fn removexattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    xattr_target(t, a[0], true)?;
+    Err(Errno::EOPNOTSUPP.because("no extended attributes in the overlay"))
+}
+
+pub fn lremovexattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    xattr_target(t, a[0], false)?;
+    Err(Errno::EOPNOTSUPP.because("no extended attributes in the overlay"))
+}
+
+pub fn fremovexattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    file(t, a[0])?;
+    Err(Errno::EOPNOTSUPP.because("no extended attributes in the overlay"))
+}
