@@ -23,6 +23,7 @@ use crate::inject::Injection;
 use crate::interrupt::StubInterrupter;
 use crate::regs;
 use crate::stub::STUB_BASE;
+use crate::zygote::Zygote;
 
 /// A ptrace-stop of the stub, decoded from the wait status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +66,9 @@ pub struct PtraceContext {
     interrupter: Arc<StubInterrupter>,
     /// Set once the stub is known dead (reaped by `wait_stop`).
     dead: bool,
+    /// Keeps the zygote thread, this stub's parent, alive as long as the
+    /// stub (see [`crate::zygote`]); `None` for stubs forked directly.
+    _zygote: Option<Arc<Zygote>>,
     /// `!Send`/`!Sync`: ptrace requests are valid only from the tracer.
     _tracer_thread: PhantomData<*const ()>,
 }
@@ -76,6 +80,7 @@ impl PtraceContext {
         syscall_addr: u64,
         memfd: RawFd,
         fp_size: usize,
+        zygote: Option<Arc<Zygote>>,
     ) -> PtraceContext {
         PtraceContext {
             tid,
@@ -87,8 +92,13 @@ impl PtraceContext {
             fp_size,
             interrupter: Arc::new(StubInterrupter::new(tid)),
             dead: false,
+            _zygote: zygote,
             _tracer_thread: PhantomData,
         }
+    }
+
+    pub(crate) fn set_fp_size(&mut self, bytes: usize) {
+        self.fp_size = bytes;
     }
 
     /// The stub's host pid (for diagnostics and tests: `/proc/<pid>`).

@@ -40,10 +40,27 @@ impl<'a> Injection<'a> {
         nr: i64,
         args: [u64; 6],
     ) -> Result<u64, PlatformError> {
+        let entry = self.ctx.syscall_addr;
+        // `syscall` is 2 bytes, `int3` 1: the stop is right after both.
+        self.call(name, entry, entry + 3, nr, args, 0)
+    }
+
+    /// Runs the stub page's sequence at `entry`, which issues system call
+    /// `nr` with `args` (and `r12` as an extra input) and stops with an
+    /// `int3` ending at `stop_rip`; returns `rax` at that stop.
+    pub(crate) fn call(
+        &mut self,
+        name: &'static str,
+        entry: u64,
+        stop_rip: u64,
+        nr: i64,
+        args: [u64; 6],
+        r12: u64,
+    ) -> Result<u64, PlatformError> {
         let tid = self.ctx.tid;
         let pid = Pid::from_raw(tid);
-        let entry = self.ctx.syscall_addr;
         let mut regs = self.ctx.init;
+        regs.r12 = r12;
         regs.rax = nr as u64;
         regs.orig_rax = u64::MAX;
         regs.rdi = args[0];
@@ -76,7 +93,7 @@ impl<'a> Injection<'a> {
             }
         }
         let after = ptrace::getregs(pid).map_err(|e| self.ctx.ptrace_error("PTRACE_GETREGS", e))?;
-        if after.rip != entry + 3 {
+        if after.rip != stop_rip {
             tracing::error!(
                 tid,
                 rip = after.rip,

@@ -31,14 +31,16 @@ mod fpu;
 mod inject;
 mod interrupt;
 mod regs;
+mod spawn;
 mod stub;
 mod sys;
+mod zygote;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-use nix::sys::ptrace;
 use nix::unistd::Pid;
 use sentry::platform::{Context, Platform, PlatformError};
 
@@ -57,10 +59,23 @@ pub enum CpuPinning {
     None,
 }
 
+/// How stubs are created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StubCreation {
+    /// Injected `clone` of a tiny zygote stub: cost independent of the
+    /// sentry's size ([`zygote`]).
+    #[default]
+    Zygote,
+    /// `fork` of the calling sentry thread: no helper thread, but the cost
+    /// grows with the sentry's private memory.
+    Fork,
+}
+
 /// Options of [`PtracePlatform::with_options`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PlatformOptions {
     pub pinning: CpuPinning,
+    pub creation: StubCreation,
 }
 
 /// The ptrace platform.
@@ -76,6 +91,8 @@ pub struct PtracePlatform {
     next_cpu: AtomicUsize,
     fp_size: fpu::XstateSize,
     page: &'static stub::StubPage,
+    /// The zygote thread, with [`StubCreation::Zygote`].
+    zygote: Option<Arc<zygote::Zygote>>,
 }
 
 impl PtracePlatform {
@@ -96,7 +113,12 @@ impl PtracePlatform {
         let cpus = (0..CpuSet::count())
             .filter(|&cpu| mask.is_set(cpu).unwrap_or(false))
             .collect();
+        let zygote = match options.creation {
+            StubCreation::Zygote => Some(zygote::Zygote::start(page, memfd.as_raw_fd())?),
+            StubCreation::Fork => None,
+        };
         Ok(PtracePlatform {
+            zygote,
             memfd,
             options,
             cpus,
@@ -108,54 +130,34 @@ impl PtracePlatform {
 
     /// Creates a context with its concrete type (tests, benchmarks).
     pub fn new_ptrace_context(&self) -> Result<PtraceContext, PlatformError> {
-        if self.options.pinning == CpuPinning::SameCpu {
-            self.pin_calling_thread()
-                .map_err(PlatformError::CreateStub)?;
-        }
-        let tid = self
-            .page
-            .fork_stub(self.memfd.as_raw_fd())
-            .map_err(PlatformError::CreateStub)?;
-        match self.adopt(tid) {
-            Ok(ctx) => Ok(ctx),
-            Err(err) => {
-                // Best effort: the stub is useless; do not leave it behind.
-                let _ = nix::sys::signal::kill(Pid::from_raw(tid), nix::sys::signal::SIGKILL);
-                let _ = sys::wait_raw(tid);
-                Err(err)
-            }
-        }
-    }
-
-    /// Waits for a freshly forked stub's `SIGSTOP` and takes it over.
-    fn adopt(&self, tid: i32) -> Result<PtraceContext, PlatformError> {
-        let status = sys::wait_raw(tid).map_err(PlatformError::CreateStub)?;
-        if !libc::WIFSTOPPED(status) || libc::WSTOPSIG(status) != libc::SIGSTOP {
-            return Err(PlatformError::StubDied { tid, status });
-        }
-        let pid = Pid::from_raw(tid);
-        let ptrace_err = |op, e: nix::errno::Errno| PlatformError::Ptrace {
-            op,
-            tid,
-            source: std::io::Error::from(e),
+        let cpus = match self.options.pinning {
+            CpuPinning::SameCpu => Some(
+                self.pin_calling_thread()
+                    .map_err(PlatformError::CreateStub)?,
+            ),
+            CpuPinning::None => None,
         };
-        ptrace::setoptions(
-            pid,
-            ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD,
-        )
-        .map_err(|e| ptrace_err("PTRACE_SETOPTIONS", e))?;
-        let stopped = ptrace::getregs(pid).map_err(|e| ptrace_err("PTRACE_GETREGS", e))?;
-        // Keep only what the host decides (segment selectors, flags): the
-        // rest holds sentry addresses (stack, TLS) no guest should see.
-        let mut init = regs::to_host(&sentry::platform::Registers::default());
-        init.cs = stopped.cs;
-        init.ss = stopped.ss;
-        init.ds = stopped.ds;
-        init.es = stopped.es;
-        init.fs = stopped.fs;
-        init.gs = stopped.gs;
-        init.eflags = stopped.eflags;
-        init.rip = stopped.rip;
+        let memfd = self.memfd.as_raw_fd();
+        let (tid, init, zygote) = match &self.zygote {
+            Some(zygote) => {
+                let tid = zygote.new_stub()?;
+                // A clone of the zygote runs where the zygote may: move it
+                // next to its tracer before it runs anything.
+                if let Some(cpus) = &cpus {
+                    if let Err(err) = sched_setaffinity(Pid::from_raw(tid), cpus) {
+                        tracing::debug!(tid, %err, "cannot pin stub");
+                    }
+                }
+                let init = spawn::seize_and_adopt(tid)?;
+                (tid, init, Some(zygote.clone()))
+            }
+            // A fork of this thread inherits its CPU pinning.
+            None => {
+                let (tid, init) = spawn::fork_and_adopt(self.page, memfd)?;
+                (tid, init, None)
+            }
+        };
+        let mut ctx = PtraceContext::new(tid, init, self.page.syscall_addr(), memfd, 0, zygote);
         let fp_size = self
             .fp_size
             .probe(tid)
@@ -164,17 +166,13 @@ impl PtracePlatform {
                 tid,
                 source,
             })?;
-        Ok(PtraceContext::new(
-            tid,
-            init,
-            self.page.syscall_addr(),
-            self.memfd.as_raw_fd(),
-            fp_size,
-        ))
+        ctx.set_fp_size(fp_size);
+        Ok(ctx)
     }
 
-    /// Pins the calling thread to one CPU unless it already is.
-    fn pin_calling_thread(&self) -> std::io::Result<()> {
+    /// Pins the calling thread to one CPU unless it already is; returns
+    /// its CPU set.
+    fn pin_calling_thread(&self) -> std::io::Result<CpuSet> {
         let me = Pid::from_raw(0);
         let current = sched_getaffinity(me)?;
         let allowed = (0..CpuSet::count())
@@ -182,13 +180,13 @@ impl PtracePlatform {
             .take(2)
             .count();
         if allowed == 1 || self.cpus.is_empty() {
-            return Ok(());
+            return Ok(current);
         }
         let cpu = self.cpus[self.next_cpu.fetch_add(1, Ordering::Relaxed) % self.cpus.len()];
         let mut set = CpuSet::new();
         set.set(cpu)?;
         sched_setaffinity(me, &set)?;
-        Ok(())
+        Ok(set)
     }
 }
 

@@ -85,6 +85,45 @@ std::arch::global_asm!(
     "sbx_stub_syscall:",
     "syscall",
     "int3",
+    // Injected clone in the zygote (see zygote.rs): rax = SYS_clone, args
+    // set by the tracer, r12 = the sentry's pid.
+    ".globl sbx_stub_clone",
+    ".hidden sbx_stub_clone",
+    "sbx_stub_clone:",
+    "syscall",
+    "test rax, rax",
+    "jnz 5f",
+    // The child: prctl(PR_SET_PDEATHSIG, SIGKILL)
+    "mov eax, 157",
+    "mov edi, 1",
+    "mov esi, 9",
+    "syscall",
+    // getppid() must be the sentry (else it died before the prctl).
+    "mov eax, 110",
+    "syscall",
+    "cmp rax, r12",
+    "jne 6f",
+    // kill(getpid(), SIGSTOP): wait, stopped, for the tracer to seize it.
+    "mov eax, 39",
+    "syscall",
+    "mov edi, eax",
+    "mov esi, 19",
+    "mov eax, 62",
+    "syscall",
+    "7:",
+    "int3",
+    "jmp 7b",
+    "6:",
+    "mov edi, 1",
+    "mov eax, 231",
+    "syscall",
+    "jmp 6b",
+    // The zygote (parent): rax = child pid or -errno.
+    "5:",
+    "int3",
+    ".globl sbx_stub_clone_done",
+    ".hidden sbx_stub_clone_done",
+    "sbx_stub_clone_done:",
     ".globl sbx_stub_end",
     ".hidden sbx_stub_end",
     "sbx_stub_end:",
@@ -96,6 +135,8 @@ std::arch::global_asm!(
 extern "C" {
     static sbx_stub_start: u8;
     static sbx_stub_syscall: u8;
+    static sbx_stub_clone: u8;
+    static sbx_stub_clone_done: u8;
     static sbx_stub_end: u8;
 }
 
@@ -108,6 +149,10 @@ pub(crate) struct StubPage {
     sentry_addr: u64,
     /// Offset of the `syscall; int3` sequence in the page.
     syscall_offset: u64,
+    /// Offset of the zygote's clone sequence, and of the end of its
+    /// parent side (where the tracer sees the `int3` stop).
+    clone_offset: u64,
+    clone_done_offset: u64,
 }
 
 impl StubPage {
@@ -126,9 +171,11 @@ impl StubPage {
     fn create() -> io::Result<StubPage> {
         // The symbols are defined by the global_asm! above, in one section,
         // in this order; only their addresses are taken.
-        let (start, syscall, end) = (
+        let (start, syscall, clone, clone_done, end) = (
             std::ptr::addr_of!(sbx_stub_start) as usize,
             std::ptr::addr_of!(sbx_stub_syscall) as usize,
+            std::ptr::addr_of!(sbx_stub_clone) as usize,
+            std::ptr::addr_of!(sbx_stub_clone_done) as usize,
             std::ptr::addr_of!(sbx_stub_end) as usize,
         );
         let len = end - start;
@@ -155,12 +202,22 @@ impl StubPage {
         Ok(StubPage {
             sentry_addr: addr,
             syscall_offset: (syscall - start) as u64,
+            clone_offset: (clone - start) as u64,
+            clone_done_offset: (clone_done - start) as u64,
         })
     }
 
     /// Address, in a stub, of the `syscall; int3` sequence.
     pub(crate) fn syscall_addr(&self) -> u64 {
         STUB_BASE + self.syscall_offset
+    }
+
+    /// The zygote's clone sequence: `(entry, rip at the parent's stop)`.
+    pub(crate) fn clone_addrs(&self) -> (u64, u64) {
+        (
+            STUB_BASE + self.clone_offset,
+            STUB_BASE + self.clone_done_offset,
+        )
     }
 
     /// Forks a new stub from the calling thread, which becomes its tracer.

@@ -32,6 +32,24 @@ pub(crate) fn wait_raw(tid: i32) -> io::Result<i32> {
     }
 }
 
+/// Waits for an untraced child of this thread group to stop or end
+/// (`WUNTRACED | __WALL`); returns the raw status word. Retries on `EINTR`.
+pub(crate) fn wait_stopped(pid: i32) -> io::Result<i32> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: as in `wait_raw`.
+        let ret = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED | libc::__WALL) };
+        if ret == pid {
+            return Ok(status);
+        }
+        let err = io::Error::last_os_error();
+        if ret < 0 && err.raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return Err(err);
+    }
+}
+
 /// `PTRACE_GETREGSET(NT_X86_XSTATE)` into `buf`; returns the number of bytes
 /// the kernel wrote (its regset size when `buf` is at least that large).
 pub(crate) fn get_xstate(tid: i32, buf: &mut [u8]) -> io::Result<usize> {

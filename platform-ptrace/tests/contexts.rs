@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Guest, CODE, DATA, DATA_OFF, EXTRA, EXTRA_OFF, PAGE};
-use platform_ptrace::{PtracePlatform, STUB_BASE};
+use platform_ptrace::{PlatformOptions, PtracePlatform, StubCreation, STUB_BASE};
 use sentry::platform::{Context, Event, FpState, Platform, PlatformError, Prot};
 
 /// ```text
@@ -82,6 +82,44 @@ fn syscall_stop_reports_number_args_and_result_reaches_guest() {
         0x1234_5678,
         "the guest saw the sentry's result"
     );
+}
+
+#[test]
+fn forked_stub_runs_code_too() {
+    let options = PlatformOptions {
+        creation: StubCreation::Fork,
+        ..PlatformOptions::default()
+    };
+    let mut g = Guest::with_options(SYSCALL_PROG, options);
+
+    let first = g.ctx.switch(&mut g.regs).unwrap();
+    g.regs.rax = 99;
+    let second = g.ctx.switch(&mut g.regs).unwrap();
+
+    assert_eq!(first, Event::Syscall);
+    assert!(matches!(second, Event::Fault(f) if f.signo == libc::SIGTRAP));
+    assert_eq!(g.read_u64(DATA_OFF), 99);
+}
+
+#[test]
+fn context_outlives_its_platform() {
+    let common::Guest {
+        file,
+        platform,
+        mut ctx,
+        mut regs,
+    } = Guest::new(SYSCALL_PROG);
+    // The zygote thread, the stub's parent, must stay while the stub lives.
+    drop(platform);
+
+    let first = ctx.switch(&mut regs).unwrap();
+    regs.rax = 7;
+    ctx.switch(&mut regs).unwrap();
+
+    assert_eq!(first, Event::Syscall);
+    let mut buf = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, DATA_OFF).unwrap();
+    assert_eq!(u64::from_le_bytes(buf), 7);
 }
 
 #[test]

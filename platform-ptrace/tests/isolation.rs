@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Guest, CODE, DATA, PAGE};
-use platform_ptrace::{STUB_BASE, STUB_SIZE};
+use platform_ptrace::{PlatformOptions, StubCreation, STUB_BASE, STUB_SIZE};
 
 /// ```text
 ///  0: eb fe   jmp .
@@ -45,10 +45,25 @@ fn is_dead(pid: i32) -> bool {
     }
 }
 
-#[test]
-fn stub_maps_only_its_page_and_the_memory_file() {
-    let g = Guest::new(SPIN_PROG);
+fn guest(creation: StubCreation) -> Guest {
+    let options = PlatformOptions {
+        creation,
+        ..PlatformOptions::default()
+    };
+    Guest::with_options(SPIN_PROG, options)
+}
 
+#[test]
+fn zygote_stub_maps_only_its_page_and_the_memory_file() {
+    assert_only_stub_page_and_memory_file(guest(StubCreation::Zygote));
+}
+
+#[test]
+fn forked_stub_maps_only_its_page_and_the_memory_file() {
+    assert_only_stub_page_and_memory_file(guest(StubCreation::Fork));
+}
+
+fn assert_only_stub_page_and_memory_file(g: Guest) {
     let maps = mappings(g.ctx.stub_pid());
 
     let ranges: Vec<(u64, u64)> = maps.iter().map(|(a, b, _)| (*a, *b)).collect();
@@ -69,8 +84,16 @@ fn stub_maps_only_its_page_and_the_memory_file() {
 }
 
 #[test]
-fn stub_keeps_only_the_memory_file_fd() {
-    let g = Guest::new(SPIN_PROG);
+fn zygote_stub_keeps_only_the_memory_file_fd() {
+    assert_only_memory_file_fd(guest(StubCreation::Zygote));
+}
+
+#[test]
+fn forked_stub_keeps_only_the_memory_file_fd() {
+    assert_only_memory_file_fd(guest(StubCreation::Fork));
+}
+
+fn assert_only_memory_file_fd(g: Guest) {
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", g.ctx.stub_pid()))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -88,8 +111,16 @@ fn stub_keeps_only_the_memory_file_fd() {
 }
 
 #[test]
-fn dropping_the_context_kills_and_reaps_the_stub() {
-    let g = Guest::new(SPIN_PROG);
+fn dropping_the_context_kills_and_reaps_a_zygote_stub() {
+    assert_drop_kills_and_reaps(guest(StubCreation::Zygote));
+}
+
+#[test]
+fn dropping_the_context_kills_and_reaps_a_forked_stub() {
+    assert_drop_kills_and_reaps(guest(StubCreation::Fork));
+}
+
+fn assert_drop_kills_and_reaps(g: Guest) {
     let pid = g.ctx.stub_pid();
     assert!(Path::new(&format!("/proc/{pid}")).exists());
 
@@ -102,16 +133,27 @@ fn dropping_the_context_kills_and_reaps_the_stub() {
 /// context, prints its stub's pid and exits without dropping anything.
 #[test]
 fn child_helper_create_stub_and_exit() {
-    if std::env::var_os("SBX_PLATFORM_TEST_CHILD").is_none() {
-        return;
-    }
-    let g = Guest::new(SPIN_PROG);
+    let creation = match std::env::var("SBX_PLATFORM_TEST_CHILD").as_deref() {
+        Ok("fork") => StubCreation::Fork,
+        Ok("zygote") => StubCreation::Zygote,
+        _ => return,
+    };
+    let g = guest(creation);
     println!("STUB_PID={}", g.ctx.stub_pid());
     std::process::exit(0);
 }
 
 #[test]
-fn stub_dies_with_the_sentry() {
+fn zygote_stub_dies_with_the_sentry() {
+    assert_dies_with_sentry("zygote");
+}
+
+#[test]
+fn forked_stub_dies_with_the_sentry() {
+    assert_dies_with_sentry("fork");
+}
+
+fn assert_dies_with_sentry(creation: &str) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -119,7 +161,7 @@ fn stub_dies_with_the_sentry() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("SBX_PLATFORM_TEST_CHILD", "1")
+        .env("SBX_PLATFORM_TEST_CHILD", creation)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -137,4 +179,25 @@ fn stub_dies_with_the_sentry() {
     }
 
     assert!(is_dead(pid), "stub {pid} outlived its sentry");
+}
+
+#[test]
+fn zygote_stub_is_a_child_of_the_sentry() {
+    let g = guest(StubCreation::Zygote);
+
+    let status = std::fs::read_to_string(format!("/proc/{}/status", g.ctx.stub_pid())).unwrap();
+
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim();
+    let tracer = status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .unwrap()
+        .trim();
+    assert_eq!(ppid, std::process::id().to_string());
+    // The tracer is this (test) thread, not the zygote thread.
+    assert_eq!(tracer, nix::unistd::gettid().to_string());
 }

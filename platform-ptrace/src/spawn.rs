@@ -1,0 +1,94 @@
+//! Taking over a new stub: from its first stop to a register template.
+
+use std::os::fd::RawFd;
+
+use nix::sys::ptrace;
+use nix::unistd::Pid;
+use sentry::platform::{PlatformError, Registers};
+
+use crate::stub::StubPage;
+
+/// The ptrace options of every stub: kill it when its tracer exits, and
+/// mark syscall-stops (`SIGTRAP | 0x80`) so they cannot be confused with a
+/// real `SIGTRAP`.
+fn options() -> ptrace::Options {
+    ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD
+}
+
+/// Forks a stub from the calling thread (see [`crate::stub`]) and takes
+/// it over; the calling thread is its tracer. Returns its pid and register
+/// template.
+pub(crate) fn fork_and_adopt(
+    page: &StubPage,
+    memfd: RawFd,
+) -> Result<(i32, libc::user_regs_struct), PlatformError> {
+    let tid = page.fork_stub(memfd).map_err(PlatformError::CreateStub)?;
+    let adopted = wait_first_stop(tid).and_then(|()| {
+        ptrace::setoptions(Pid::from_raw(tid), options())
+            .map_err(|e| ptrace_error("PTRACE_SETOPTIONS", tid, e))?;
+        template(tid)
+    });
+    finish(tid, adopted)
+}
+
+/// Seizes `tid`, a stub in group-stop made by the zygote; the calling
+/// thread becomes its tracer. Returns its register template.
+pub(crate) fn seize_and_adopt(tid: i32) -> Result<libc::user_regs_struct, PlatformError> {
+    let adopted = ptrace::seize(Pid::from_raw(tid), options())
+        .map_err(|e| ptrace_error("PTRACE_SEIZE", tid, e))
+        .and_then(|()| wait_first_stop(tid))
+        .and_then(|()| template(tid));
+    finish(tid, adopted).map(|(_, init)| init)
+}
+
+/// On failure, kills the half-made stub (best effort) so none is left.
+fn finish(
+    tid: i32,
+    adopted: Result<libc::user_regs_struct, PlatformError>,
+) -> Result<(i32, libc::user_regs_struct), PlatformError> {
+    match adopted {
+        Ok(init) => Ok((tid, init)),
+        Err(err) => {
+            let _ = nix::sys::signal::kill(Pid::from_raw(tid), nix::sys::signal::SIGKILL);
+            let _ = crate::sys::wait_raw(tid);
+            Err(err)
+        }
+    }
+}
+
+/// Waits for the stub's `SIGSTOP` (a signal-delivery-stop after
+/// `PTRACE_TRACEME`, a `PTRACE_EVENT_STOP` after `PTRACE_SEIZE` of a
+/// group-stopped stub: both carry `SIGSTOP`).
+fn wait_first_stop(tid: i32) -> Result<(), PlatformError> {
+    let status = crate::sys::wait_raw(tid).map_err(PlatformError::CreateStub)?;
+    if !libc::WIFSTOPPED(status) || libc::WSTOPSIG(status) != libc::SIGSTOP {
+        return Err(PlatformError::StubDied { tid, status });
+    }
+    Ok(())
+}
+
+/// The stub's register template: what the host decides (segment
+/// selectors, flags) and nothing else. The rest of its registers hold
+/// sentry addresses (stack, TLS) no guest should see.
+fn template(tid: i32) -> Result<libc::user_regs_struct, PlatformError> {
+    let stopped =
+        ptrace::getregs(Pid::from_raw(tid)).map_err(|e| ptrace_error("PTRACE_GETREGS", tid, e))?;
+    let mut init = crate::regs::to_host(&Registers::default());
+    init.cs = stopped.cs;
+    init.ss = stopped.ss;
+    init.ds = stopped.ds;
+    init.es = stopped.es;
+    init.fs = stopped.fs;
+    init.gs = stopped.gs;
+    init.eflags = stopped.eflags;
+    init.rip = stopped.rip;
+    Ok(init)
+}
+
+fn ptrace_error(op: &'static str, tid: i32, errno: nix::errno::Errno) -> PlatformError {
+    PlatformError::Ptrace {
+        op,
+        tid,
+        source: std::io::Error::from(errno),
+    }
+}
