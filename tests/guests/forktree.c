@@ -1,0 +1,65 @@
+/* A fork/exec/wait tree: children exit with distinct codes, one execs
+ * /bin/true-like busybox, one is killed; the parent checks every status,
+ * getppid, orphan reparenting to init is not checked here (init differs
+ * natively). Prints OK. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CHECK(c) do { if (!(c)) { printf("FAIL %s:%d: %s (errno %d)\n", __FILE__, __LINE__, #c, errno); exit(1); } } while (0)
+
+int main(void) {
+    pid_t me = getpid();
+    pid_t kids[4];
+    for (int i = 0; i < 3; i++) {
+        kids[i] = fork();
+        CHECK(kids[i] >= 0);
+        if (kids[i] == 0) {
+            CHECK(getppid() == me);
+            /* grandchild */
+            pid_t g = fork();
+            if (g == 0) _exit(40 + i);
+            int st;
+            if (waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st) != 40 + i) _exit(99);
+            _exit(10 + i);
+        }
+    }
+    kids[3] = fork();
+    if (kids[3] == 0) {
+        execl("/usr/bin/busybox", "busybox", "sh", "-c", "exit 23", (char *)NULL);
+        _exit(98);
+    }
+    for (int i = 0; i < 4; i++) {
+        int st;
+        pid_t p = waitpid(kids[i], &st, 0);
+        CHECK(p == kids[i]);
+        CHECK(WIFEXITED(st));
+        CHECK(WEXITSTATUS(st) == (i < 3 ? 10 + i : 23));
+    }
+    /* A child killed by a signal. */
+    pid_t k = fork();
+    if (k == 0) { pause(); _exit(0); }
+    CHECK(kill(k, SIGTERM) == 0);
+    int st;
+    CHECK(waitpid(k, &st, 0) == k && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    /* WNOHANG with a running child, then ECHILD when none are left. */
+    pid_t s = fork();
+    if (s == 0) { usleep(200000); _exit(5); }
+    CHECK(waitpid(s, &st, WNOHANG) == 0);
+    CHECK(waitpid(-1, &st, 0) == s && WEXITSTATUS(st) == 5);
+    errno = 0;
+    CHECK(waitpid(-1, &st, 0) == -1 && errno == ECHILD);
+    /* vfork: the parent resumes after the child execs. */
+    pid_t v = vfork();
+    if (v == 0) {
+        execl("/usr/bin/busybox", "busybox", "true", (char *)NULL);
+        _exit(97);
+    }
+    CHECK(waitpid(v, &st, 0) == v && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    printf("OK\n");
+    return 0;
+}
