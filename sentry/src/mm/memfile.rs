@@ -12,6 +12,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use checkpoints::Stateify;
 use rustix::fs::{FallocateFlags, MemfdFlags};
 
 use super::memfile_map::FileWindow;
@@ -56,26 +57,79 @@ pub enum MemoryFileError {
 /// file length in pages and the reference count of every used page.
 /// The *contents* of the used pages are saved separately (see
 /// [`MemoryFile::used_ranges`] and [`MemoryFile::slice`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Stateify)]
 pub struct MemoryFileState {
     pub end_pages: u64,
     /// `(first page, pages, reference count)`, ascending, non-overlapping.
     pub refs: RefRuns,
 }
 
+#[derive(Stateify)]
 struct Alloc {
     pages: PageAllocator,
-    /// Current `ftruncate`d length of the memfd, bytes.
+    /// Current `ftruncate`d length of the memfd, bytes. Host state: a
+    /// restored file starts empty and `after_load` grows it.
+    #[state(nosave)]
     file_len: u64,
 }
 
-/// All guest memory of one sandbox.
-pub struct MemoryFile {
-    /// The memfd. Host-only: after restore a new one is created and the
-    /// saved pages are written into it.
+/// The host side of a memory file: the memfd and the sentry's mapping.
+struct Host {
     fd: OwnedFd,
-    /// The sentry's mapping of `fd`.
     window: FileWindow,
+}
+
+impl Host {
+    fn create(capacity: u64) -> Result<Host, MemoryFileError> {
+        let fd = rustix::fs::memfd_create("sbx-memory", MemfdFlags::CLOEXEC)
+            .map_err(|e| MemoryFileError::Create(e.into()))?;
+        let window = FileWindow::reserve(capacity).map_err(|source| MemoryFileError::Reserve {
+            bytes: capacity,
+            source,
+        })?;
+        Ok(Host { fd, window })
+    }
+
+    /// `init` of the `nosave` host after a restore: a fresh, empty memfd
+    /// (the checkpoint's memory section is then written into it). If the
+    /// host refuses, an unusable stand-in (`/dev/null`, empty window) is
+    /// returned and logged, so that every later access fails with an error
+    /// instead of the restore panicking.
+    fn for_restore() -> Host {
+        match Host::create(DEFAULT_CAPACITY) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!("cannot create the restored memory file: {e}");
+                match std::fs::File::open("/dev/null").map(OwnedFd::from) {
+                    Ok(fd) => Host {
+                        fd,
+                        window: FileWindow::empty(),
+                    },
+                    // Without even a file descriptor there is nothing to
+                    // degrade to; this is host exhaustion, not guest input.
+                    Err(e) => panic!("no file descriptor available during restore: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// All guest memory of one sandbox.
+///
+/// Checkpoint: the allocator state is part of the kernel state graph (this
+/// type derives `Stateify`); the *contents* of [`MemoryFile::used_ranges`]
+/// go to the image's memory section (read them with
+/// [`MemoryFile::slice`]). Restore: the state graph rebuilds the object
+/// with a new, empty memfd grown to the saved length (`after_load`); the
+/// image reader then writes the saved ranges with [`MemoryFile::write`]
+/// before any stub runs.
+#[derive(Stateify)]
+#[state(after_load = "after_load")]
+pub struct MemoryFile {
+    /// The memfd and the sentry's window. Host-only: rebuilt empty on
+    /// restore by `Host::for_restore`, sized by `after_load`.
+    #[state(nosave, init = "Host::for_restore")]
+    host: Host,
     /// Allocator state; lock after any `MemoryManager` lock.
     alloc: Mutex<Alloc>,
 }
@@ -83,7 +137,7 @@ pub struct MemoryFile {
 impl std::fmt::Debug for MemoryFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryFile")
-            .field("mapped", &self.window.mapped_len())
+            .field("mapped", &self.host.window.mapped_len())
             .finish_non_exhaustive()
     }
 }
@@ -100,15 +154,8 @@ impl MemoryFile {
     }
 
     fn create(capacity: u64, pages: PageAllocator) -> Result<MemoryFile, MemoryFileError> {
-        let fd = rustix::fs::memfd_create("sbx-memory", MemfdFlags::CLOEXEC)
-            .map_err(|e| MemoryFileError::Create(e.into()))?;
-        let window = FileWindow::reserve(capacity).map_err(|source| MemoryFileError::Reserve {
-            bytes: capacity,
-            source,
-        })?;
         let mf = MemoryFile {
-            fd,
-            window,
+            host: Host::create(capacity)?,
             alloc: Mutex::new(Alloc { pages, file_len: 0 }),
         };
         {
@@ -142,6 +189,34 @@ impl MemoryFile {
         Ok(Arc::new(Self::create(DEFAULT_CAPACITY, pages)?))
     }
 
+    /// Grows the new memfd to the restored allocator's length.
+    fn after_load(&self) {
+        let mut a = self.lock();
+        let need = a.pages.end() * PAGE_SIZE;
+        if let Err(e) = self.grow_to(&mut a, need) {
+            tracing::error!("cannot grow the restored memory file to {need} bytes: {e}");
+        }
+    }
+
+    /// Makes sure the window covers `[off, off+len)` when that range is
+    /// inside the allocator's pages (a restored file whose growth was not
+    /// done yet); cheap when already mapped.
+    fn ensure_mapped(&self, off: u64, len: u64) {
+        let Some(end) = off.checked_add(len) else {
+            return;
+        };
+        if end <= self.host.window.mapped_len() {
+            return;
+        }
+        let mut a = self.lock();
+        let pages_end = a.pages.end() * PAGE_SIZE;
+        if end <= pages_end {
+            if let Err(e) = self.grow_to(&mut a, pages_end) {
+                tracing::error!("cannot grow the memory file to {pages_end} bytes: {e}");
+            }
+        }
+    }
+
     /// The allocator state to checkpoint.
     pub fn state(&self) -> MemoryFileState {
         let a = self.lock();
@@ -162,8 +237,8 @@ impl MemoryFile {
             return Ok(());
         }
         let new_len = bytes.div_ceil(GROW_STEP) * GROW_STEP;
-        rustix::fs::ftruncate(&self.fd, new_len)?;
-        self.window.extend(self.fd.as_fd(), new_len)?;
+        rustix::fs::ftruncate(&self.host.fd, new_len)?;
+        self.host.window.extend(self.host.fd.as_fd(), new_len)?;
         a.file_len = new_len;
         Ok(())
     }
@@ -171,7 +246,7 @@ impl MemoryFile {
     /// The memfd, for the platform to map pages into stubs (it dups or
     /// re-opens it as it needs; the sentry keeps ownership).
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.host.fd.as_fd()
     }
 
     /// Allocates `npages` contiguous pages with reference count 1 and
@@ -191,7 +266,7 @@ impl MemoryFile {
         }
         let off = first * PAGE_SIZE;
         if zeroed && fresh == Fresh::Dirty {
-            self.window.zero(off, npages * PAGE_SIZE);
+            self.host.window.zero(off, npages * PAGE_SIZE);
         }
         Ok(off)
     }
@@ -225,7 +300,7 @@ impl MemoryFile {
 
     fn punch(&self, first: u64, npages: u64) -> bool {
         rustix::fs::fallocate(
-            &self.fd,
+            &self.host.fd,
             FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
             first * PAGE_SIZE,
             npages * PAGE_SIZE,
@@ -272,7 +347,9 @@ impl MemoryFile {
 
     /// Copies guest memory at file offset `off` into `buf`.
     pub fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<()> {
-        self.window
+        self.ensure_mapped(off, buf.len() as u64);
+        self.host
+            .window
             .read(off, buf)
             .then_some(())
             .ok_or(Errno::EFAULT.because("memory-file offset out of range"))
@@ -280,7 +357,9 @@ impl MemoryFile {
 
     /// Copies `data` to file offset `off`.
     pub fn write(&self, off: u64, data: &[u8]) -> SysResult<()> {
-        self.window
+        self.ensure_mapped(off, data.len() as u64);
+        self.host
+            .window
             .write(off, data)
             .then_some(())
             .ok_or(Errno::EFAULT.because("memory-file offset out of range"))
@@ -288,7 +367,8 @@ impl MemoryFile {
 
     /// Zeroes `len` bytes at `off`.
     pub fn zero(&self, off: u64, len: u64) -> SysResult<()> {
-        self.window
+        self.host
+            .window
             .zero(off, len)
             .then_some(())
             .ok_or(Errno::EFAULT.because("memory-file offset out of range"))
@@ -296,7 +376,8 @@ impl MemoryFile {
 
     /// Copies one page (copy-on-write).
     pub fn copy_page(&self, src: u64, dst: u64) -> SysResult<()> {
-        self.window
+        self.host
+            .window
             .copy(src, dst, PAGE_SIZE)
             .then_some(())
             .ok_or(Errno::EFAULT.because("memory-file offset out of range"))
@@ -306,7 +387,8 @@ impl MemoryFile {
     /// Take it only while every stub is stopped (the bytes are shared with
     /// guest code). `None` if the range is beyond the file.
     pub fn slice(&self, off: u64, len: u64) -> Option<&[u8]> {
-        self.window.slice(off, len)
+        self.ensure_mapped(off, len);
+        self.host.window.slice(off, len)
     }
 }
 
@@ -388,5 +470,32 @@ mod tests {
             libc::EFAULT
         );
         assert_eq!(mf.write(1 << 40, &buf).unwrap_err().code(), libc::EFAULT);
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn memory_file_round_trips_through_the_state_graph() {
+        let mf = MemoryFile::with_capacity(1 << 30).unwrap();
+        let a = mf.allocate(3, true).unwrap();
+        mf.incref(a, 1);
+        mf.decref(a + 2 * PAGE_SIZE, 1);
+        mf.write(a + PAGE_SIZE, b"page one").unwrap();
+        let saved = checkpoints::state::save(&mf).unwrap();
+        let back: Arc<MemoryFile> = checkpoints::state::load(&saved).unwrap();
+        for (off, len) in mf.used_ranges() {
+            back.write(off, mf.slice(off, len).unwrap()).unwrap();
+        }
+        let mut buf = [0u8; 8];
+        back.read(a + PAGE_SIZE, &mut buf).unwrap();
+        assert_eq!(back.state(), mf.state());
+        assert_eq!(back.refcount(a), 2);
+        assert_eq!(&buf, b"page one");
+        assert_eq!(back.allocate(1, true).unwrap(), a + 2 * PAGE_SIZE);
+        assert_ne!(back.fd().as_raw_fd(), mf.fd().as_raw_fd());
     }
 }

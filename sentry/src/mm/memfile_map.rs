@@ -41,6 +41,16 @@ unsafe impl Send for FileWindow {}
 unsafe impl Sync for FileWindow {}
 
 impl FileWindow {
+    /// A window of capacity zero: every access fails. Used when the host
+    /// refuses a reservation during restore (see `MemoryFile`'s `init`).
+    pub(super) fn empty() -> FileWindow {
+        FileWindow {
+            base: std::ptr::null_mut(),
+            reserved: 0,
+            mapped: AtomicU64::new(0),
+        }
+    }
+
     /// Reserves `reserved` bytes of address space (no memory committed).
     pub(super) fn reserve(reserved: u64) -> std::io::Result<FileWindow> {
         // SAFETY: a fresh anonymous PROT_NONE mapping at an address chosen
@@ -94,6 +104,9 @@ impl FileWindow {
     }
 
     fn check(&self, off: u64, len: usize) -> Option<usize> {
+        if self.base.is_null() || len == 0 {
+            return None;
+        }
         let end = off.checked_add(len as u64)?;
         (end <= self.mapped_len()).then_some(off as usize)
     }
@@ -101,6 +114,9 @@ impl FileWindow {
     /// Copies `buf.len()` bytes at file offset `off` into `buf`. Returns
     /// false (copying nothing) if the range is not mapped.
     pub(super) fn read(&self, off: u64, buf: &mut [u8]) -> bool {
+        if buf.is_empty() {
+            return true;
+        }
         let Some(o) = self.check(off, buf.len()) else {
             return false;
         };
@@ -114,6 +130,9 @@ impl FileWindow {
     /// Copies `data` to file offset `off`. Returns false (copying nothing)
     /// if the range is not mapped.
     pub(super) fn write(&self, off: u64, data: &[u8]) -> bool {
+        if data.is_empty() {
+            return true;
+        }
         let Some(o) = self.check(off, data.len()) else {
             return false;
         };
@@ -125,6 +144,9 @@ impl FileWindow {
 
     /// Zeroes `len` bytes at `off`. Returns false if not mapped.
     pub(super) fn zero(&self, off: u64, len: u64) -> bool {
+        if len == 0 {
+            return true;
+        }
         let Some(o) = self.check(off, len as usize) else {
             return false;
         };
@@ -156,6 +178,9 @@ impl FileWindow {
     /// thread writes them: take views only while the sandbox is paused
     /// (checkpoint).
     pub(super) fn slice(&self, off: u64, len: u64) -> Option<&[u8]> {
+        if len == 0 {
+            return Some(&[]);
+        }
         let o = self.check(off, len as usize)?;
         // SAFETY: the range is inside the mapped window, which stays mapped
         // for the life of `self` (it only grows; unmapped in Drop), so the
@@ -166,6 +191,9 @@ impl FileWindow {
 
 impl Drop for FileWindow {
     fn drop(&mut self) {
+        if self.base.is_null() {
+            return;
+        }
         // SAFETY: we own the whole reservation; no slice handed out by
         // `slice` can outlive `self` (they borrow it).
         if let Err(e) = unsafe { rustix::mm::munmap(self.base.cast(), self.reserved as usize) } {

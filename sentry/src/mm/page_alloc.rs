@@ -23,8 +23,10 @@
 
 use std::collections::BTreeMap;
 
+use checkpoints::Stateify;
+
 /// A run of free pages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 struct FreeRun {
     len: u64,
     /// Whether the pages may hold old data (not punched since last use).
@@ -46,7 +48,9 @@ pub type RefRuns = Vec<(u64, u64, u32)>;
 /// Default number of dirty free pages kept before punching (256 MiB).
 pub const DEFAULT_PUNCH_THRESHOLD_PAGES: u64 = 65536;
 
-#[derive(Debug)]
+/// Saved as is: after restore the new file reads as zero, so runs still
+/// marked dirty are merely zeroed once more than needed.
+#[derive(Debug, Stateify)]
 pub(super) struct PageAllocator {
     /// Pages `[0, end)` have been handed out at least once.
     end: u64,

@@ -1,6 +1,8 @@
 //! Virtual memory areas: the ranges of an address space and what backs
 //! them (compare Linux `struct vm_area_struct`).
 
+use checkpoints::Stateify;
+
 use crate::platform::Prot;
 use crate::vfs::MappedFile;
 
@@ -14,7 +16,7 @@ pub enum VmaBacking {
 }
 
 /// The name `/proc/<pid>/maps` shows for an anonymous VMA.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Stateify)]
 pub enum VmaName {
     None,
     Heap,
