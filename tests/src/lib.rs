@@ -160,8 +160,10 @@ pub fn run_native(argv: &[&str], opts: &Opts) -> Run {
 /// identical stdout and exit status.
 pub fn assert_same_as_native(script: &str, opts: &Opts) -> Run {
     let argv = ["/usr/bin/busybox", "sh", "-c", script];
-    let native = run_native(&argv, opts);
+    // The sandbox first: its writes stay in its overlay, while the native
+    // run's writes land in the host directory the sandbox would then see.
     let sandboxed = run_sbx(&argv, opts);
+    let native = run_native(&argv, opts);
     assert_eq!(
         sandboxed.stdout_str(),
         native.stdout_str(),
