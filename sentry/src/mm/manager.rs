@@ -24,6 +24,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use checkpoints::Stateify;
+
 use super::memfile::{MemoryFile, PAGE_SIZE};
 use super::vma::Vma;
 use crate::errno::Errno;
@@ -37,12 +39,13 @@ pub const MMAP_MIN_ADDR: u64 = 0x10000;
 pub const MMAP_BASE_GAP: u64 = 128 << 20;
 
 /// What a guest page is backed by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub struct Pte {
     /// Byte offset of the page in the memory file (holds one reference).
     pub off: u64,
     /// What the stub has mapped here. Host state: after restore stubs are
     /// fresh and empty, so this restarts as `None`.
+    #[state(nosave)]
     pub stub: Option<Prot>,
 }
 
