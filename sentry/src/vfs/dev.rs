@@ -1,6 +1,8 @@
 //! The synthetic `/dev`: memory devices, `/dev/tty`, and the stdio links.
 //! Linux: drivers/char/mem.c (null, zero, full), drivers/char/random.c.
 
+use checkpoints::Stateify;
+
 use crate::errno::{Errno, SysResult};
 use crate::vfs::stat::{dev_make, FileType, Stat};
 
@@ -8,7 +10,7 @@ use crate::vfs::stat::{dev_make, FileType, Stat};
 pub const DEVFS_DEV: u64 = 0x2c;
 
 /// A character device the sentry implements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub enum DevKind {
     Null,
     Zero,
@@ -20,7 +22,7 @@ pub enum DevKind {
 }
 
 /// A node of `/dev`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub enum DevNode {
     /// `/dev` itself.
     Root,
@@ -30,7 +32,7 @@ pub enum DevNode {
 }
 
 /// The symlinks of `/dev`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub enum DevLink {
     Stdin,
     Stdout,

@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use checkpoints::Stateify;
+
 use crate::errno::{Errno, SysResult};
 use crate::vfs::file::FileDescription;
 
@@ -19,13 +21,13 @@ pub const DEFAULT_NOFILE: u32 = 1024;
 /// Largest limit accepted (`/proc/sys/fs/nr_open`).
 pub const NR_OPEN: u32 = 1 << 20;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Stateify)]
 struct FdEntry {
     file: Arc<FileDescription>,
     cloexec: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 struct FdTableInner {
     fds: BTreeMap<i32, FdEntry>,
     /// Fds must be below this (`RLIMIT_NOFILE`).
@@ -33,7 +35,7 @@ struct FdTableInner {
 }
 
 /// A process's fd table.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 pub struct FdTable {
     inner: Mutex<FdTableInner>,
 }

@@ -11,6 +11,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use checkpoints::Stateify;
+
 use crate::errno::{Errno, SysResult};
 use crate::vfs::dev::{DevKind, DevNode};
 use crate::vfs::host::{HostFile, HostFileKind, IoctlOutcome};
@@ -27,7 +29,7 @@ pub const SETFL_MASK: u32 =
     (libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME) as u32;
 
 /// What a file description refers to.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 pub enum FileKind {
     /// A regular file of the overlay.
     Regular(Arc<Node>),
@@ -46,7 +48,7 @@ pub enum FileKind {
 }
 
 /// An open file description.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 pub struct FileDescription {
     kind: FileKind,
     /// Access mode and status flags (`O_ACCMODE`, `O_APPEND`,
@@ -158,7 +160,7 @@ impl FileDescription {
             FileKind::Directory { loc, .. } | FileKind::Path(loc) => Some(loc.clone()),
             FileKind::Device(k) => Some(Location::Dev(DevNode::Device(*k))),
             FileKind::Proc { node, .. } => Some(Location::Proc(*node)),
-            FileKind::Host(h) if h.kind() == HostFileKind::Tty => {
+            FileKind::Host(h) if matches!(h.kind(), HostFileKind::Tty { .. }) => {
                 Some(Location::Dev(DevNode::Device(DevKind::Tty)))
             }
             FileKind::Host(_) | FileKind::Pipe(_) => None,
@@ -170,7 +172,7 @@ impl FileDescription {
         match &self.kind {
             FileKind::Pipe(p) => format!("pipe:[{}]", p.pipe().ino()).into_bytes(),
             FileKind::Host(h) => match h.kind() {
-                HostFileKind::Tty => b"/dev/tty".to_vec(),
+                HostFileKind::Tty { .. } => b"/dev/tty".to_vec(),
                 HostFileKind::Stdio(n) => std::fs::read_link(format!("/proc/self/fd/{n}"))
                     .map(|p| p.into_os_string().into_encoded_bytes())
                     .unwrap_or_else(|_| format!("host:[{n}]").into_bytes()),

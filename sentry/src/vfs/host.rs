@@ -15,33 +15,47 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use checkpoints::Stateify;
 
 use crate::errno::{Errno, SysResult};
 use crate::vfs::stat::Stat;
 use crate::waiter::{EventMask, WaitQueue, EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT};
 
 /// Which host file a [`HostFile`] stands for (what restore reattaches).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub enum HostFileKind {
     /// The sentry's own fd 0, 1 or 2.
     Stdio(i32),
-    /// The host's `/dev/tty`.
-    Tty,
+    /// The host's `/dev/tty`, opened with these `open(2)` flags.
+    Tty { flags: u32 },
 }
 
 /// A host file description used by the guest.
-#[derive(Debug)]
+///
+/// Only `kind` is saved. After restore, `reattach` (after_load) takes the
+/// *restoring* sentry's stdio fd (or reopens `/dev/tty`), recomputes the
+/// host properties and registers with the notifier: the restored guest
+/// talks to whoever ran `sbx restore`, as with gVisor's host fds.
+#[derive(Debug, Stateify)]
+#[state(after_load = "reattach")]
 pub struct HostFile {
     kind: HostFileKind,
-    /// Our dup of the host fd. Host-only: after restore it is re-created
-    /// from `kind` (the restoring sentry's stdio or `/dev/tty`).
-    fd: OwnedFd,
-    /// Whether the fd is a terminal (ioctls allowed).
-    is_tty: bool,
+    /// Our dup of the host fd. Host-only (see above); empty only if
+    /// reattaching failed, and then every operation is `EIO`.
+    #[state(nosave)]
+    fd: OnceLock<OwnedFd>,
+    /// Whether the fd is a terminal (ioctls allowed). Recomputed on attach.
+    #[state(nosave)]
+    is_tty: AtomicBool,
     /// Regular files and block devices: always ready, never in epoll.
-    always_ready: bool,
+    /// Recomputed on attach.
+    #[state(nosave)]
+    always_ready: AtomicBool,
     /// Notified by the notifier thread. Host synchronization, not saved.
+    #[state(nosave)]
     queue: Arc<WaitQueue>,
 }
 
@@ -92,34 +106,60 @@ fn poll_now(fd: BorrowedFd<'_>, events: i16) -> i16 {
 impl HostFile {
     /// Wraps a dup of the sentry's own stdio fd `n` (0, 1 or 2).
     pub fn stdio(n: i32) -> SysResult<Arc<HostFile>> {
-        if !(0..=2).contains(&n) {
-            return Err(Errno::EBADF.because("stdio fd out of range"));
-        }
-        // SAFETY: fds 0-2 are not owned by any Rust object in the sentry;
-        // the borrow lives only for the dup below.
-        let fd = unsafe { BorrowedFd::borrow_raw(n) };
-        let dup = rustix::io::fcntl_dupfd_cloexec(fd, 3)
-            .map_err(|_| Errno::EBADF.because("sentry stdio fd is not open"))?;
-        Ok(HostFile::from_fd(HostFileKind::Stdio(n), dup))
+        let kind = HostFileKind::Stdio(n);
+        Ok(HostFile::from_fd(kind, Self::open_kind(kind)?))
     }
 
     /// Opens the host's controlling terminal; `ENXIO` if there is none.
     pub fn tty(flags: u32) -> SysResult<Arc<HostFile>> {
-        let acc = match flags & libc::O_ACCMODE as u32 {
-            x if x == libc::O_RDONLY as u32 => rustix::fs::OFlags::RDONLY,
-            x if x == libc::O_WRONLY as u32 => rustix::fs::OFlags::WRONLY,
-            _ => rustix::fs::OFlags::RDWR,
-        };
-        let fd = rustix::fs::open(
-            "/dev/tty",
-            acc | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|_| Errno::ENXIO.because("the sentry has no controlling terminal"))?;
-        Ok(HostFile::from_fd(HostFileKind::Tty, fd))
+        let kind = HostFileKind::Tty { flags };
+        Ok(HostFile::from_fd(kind, Self::open_kind(kind)?))
+    }
+
+    /// The host fd `kind` stands for in this sentry process.
+    fn open_kind(kind: HostFileKind) -> SysResult<OwnedFd> {
+        match kind {
+            HostFileKind::Stdio(n) => {
+                if !(0..=2).contains(&n) {
+                    return Err(Errno::EBADF.because("stdio fd out of range"));
+                }
+                // SAFETY: fds 0-2 are not owned by any Rust object in the
+                // sentry; the borrow lives only for the dup below.
+                let fd = unsafe { BorrowedFd::borrow_raw(n) };
+                rustix::io::fcntl_dupfd_cloexec(fd, 3)
+                    .map_err(|_| Errno::EBADF.because("sentry stdio fd is not open"))
+            }
+            HostFileKind::Tty { flags } => {
+                let acc = match flags & libc::O_ACCMODE as u32 {
+                    x if x == libc::O_RDONLY as u32 => rustix::fs::OFlags::RDONLY,
+                    x if x == libc::O_WRONLY as u32 => rustix::fs::OFlags::WRONLY,
+                    _ => rustix::fs::OFlags::RDWR,
+                };
+                rustix::fs::open(
+                    "/dev/tty",
+                    acc | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|_| Errno::ENXIO.because("the sentry has no controlling terminal"))
+            }
+        }
     }
 
     fn from_fd(kind: HostFileKind, fd: OwnedFd) -> Arc<HostFile> {
+        let f = Arc::new(HostFile {
+            kind,
+            fd: OnceLock::new(),
+            is_tty: AtomicBool::new(false),
+            always_ready: AtomicBool::new(false),
+            queue: Arc::new(WaitQueue::new()),
+        });
+        f.attach(fd);
+        f
+    }
+
+    /// Installs `fd` as the host fd: records its properties and registers
+    /// it with the notifier.
+    fn attach(&self, fd: OwnedFd) {
         let is_tty = rustix::termios::isatty(&fd);
         let always_ready = rustix::fs::fstat(&fd)
             .map(|st| {
@@ -127,17 +167,26 @@ impl HostFile {
                 t == libc::S_IFREG || t == libc::S_IFBLK
             })
             .unwrap_or(false);
-        let f = Arc::new(HostFile {
-            kind,
-            fd,
-            is_tty,
-            always_ready,
-            queue: Arc::new(WaitQueue::new()),
-        });
-        if !always_ready {
-            notifier().add(f.fd.as_raw_fd(), &f.queue);
+        self.is_tty.store(is_tty, Ordering::Relaxed);
+        self.always_ready.store(always_ready, Ordering::Relaxed);
+        let raw = fd.as_raw_fd();
+        if self.fd.set(fd).is_ok() && !always_ready {
+            notifier().add(raw, &self.queue);
         }
-        f
+    }
+
+    /// after_load: attaches this file to the restoring sentry's host fd.
+    fn reattach(&self) {
+        match Self::open_kind(self.kind) {
+            Ok(fd) => self.attach(fd),
+            Err(e) => {
+                tracing::warn!(kind = ?self.kind, errno = ?e, "restore: cannot reattach host file")
+            }
+        }
+    }
+
+    fn always_ready(&self) -> bool {
+        self.always_ready.load(Ordering::Relaxed)
     }
 
     /// What this file stands for.
@@ -147,13 +196,15 @@ impl HostFile {
 
     /// Whether the host fd is a terminal.
     pub fn is_tty(&self) -> bool {
-        self.is_tty
+        self.is_tty.load(Ordering::Relaxed)
     }
 
     /// The host description's access mode (`O_RDONLY`, `O_WRONLY` or
     /// `O_RDWR`).
     pub fn access_mode(&self) -> u32 {
-        rustix::fs::fcntl_getfl(self.borrow())
+        self.borrow()
+            .ok()
+            .and_then(|fd| rustix::fs::fcntl_getfl(fd).ok())
             .map(|fl| fl.bits() & libc::O_ACCMODE as u32)
             .unwrap_or(libc::O_RDWR as u32)
     }
@@ -165,43 +216,49 @@ impl HostFile {
 
     /// Ready events among `mask` (ERR and HUP always reported).
     pub fn readiness(&self, mask: EventMask) -> EventMask {
-        if self.always_ready {
+        if self.always_ready() {
             return (EVENT_IN | EVENT_OUT) & mask;
         }
+        let Ok(fd) = self.borrow() else {
+            return EVENT_ERR;
+        };
         let want = (mask & (EVENT_IN | EVENT_OUT)) as i16;
-        let got = poll_now(self.borrow(), want) as u16 as u32;
+        let got = poll_now(fd, want) as u16 as u32;
         got & (mask | EVENT_ERR | EVENT_HUP)
     }
 
-    fn borrow(&self) -> BorrowedFd<'_> {
+    fn borrow(&self) -> SysResult<BorrowedFd<'_>> {
         use std::os::fd::AsFd;
-        self.fd.as_fd()
+        self.fd
+            .get()
+            .map(|f| f.as_fd())
+            .ok_or(Errno::EIO.because("host file not reattached after restore"))
     }
 
     /// Reads without blocking (`EAGAIN` when nothing is ready).
     pub fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
-        if !self.always_ready && self.readiness(EVENT_IN) == 0 {
+        if !self.always_ready() && self.readiness(EVENT_IN) == 0 {
             return Err(Errno::EAGAIN);
         }
-        rustix::io::read(self.borrow(), buf).map_err(|e| Errno::new(e.raw_os_error()))
+        rustix::io::read(self.borrow()?, buf).map_err(|e| Errno::new(e.raw_os_error()))
     }
 
     /// Writes without blocking when the host fd is full.
     pub fn write(&self, buf: &[u8]) -> SysResult<usize> {
-        if !self.always_ready && self.readiness(EVENT_OUT) & (EVENT_OUT | EVENT_ERR) == 0 {
+        if !self.always_ready() && self.readiness(EVENT_OUT) & (EVENT_OUT | EVENT_ERR) == 0 {
             return Err(Errno::EAGAIN);
         }
-        rustix::io::write(self.borrow(), buf).map_err(|e| Errno::new(e.raw_os_error()))
+        rustix::io::write(self.borrow()?, buf).map_err(|e| Errno::new(e.raw_os_error()))
     }
 
     /// `pread` (regular host files only; `ESPIPE` otherwise).
     pub fn pread(&self, buf: &mut [u8], off: u64) -> SysResult<usize> {
-        rustix::io::pread(self.borrow(), buf, off).map_err(|e| Errno::new(e.raw_os_error()))
+        rustix::io::pread(self.borrow()?, buf, off).map_err(|e| Errno::new(e.raw_os_error()))
     }
 
     /// `pwrite` (regular host files only; `ESPIPE` otherwise).
     pub fn pwrite(&self, buf: &[u8], off: u64) -> SysResult<usize> {
-        rustix::io::pwrite(self.borrow(), buf, off).map_err(|e| Errno::new(e.raw_os_error()))
+        rustix::io::pwrite(self.borrow()?, buf, off).map_err(|e| Errno::new(e.raw_os_error()))
     }
 
     /// `lseek` on the host fd.
@@ -213,29 +270,30 @@ impl HostFile {
             libc::SEEK_END => SeekFrom::End(off),
             _ => return Err(Errno::EINVAL.because("lseek whence")),
         };
-        rustix::fs::seek(self.borrow(), pos).map_err(|e| Errno::new(e.raw_os_error()))
+        rustix::fs::seek(self.borrow()?, pos).map_err(|e| Errno::new(e.raw_os_error()))
     }
 
     /// `fstat` of the host fd.
     pub fn fstat(&self) -> SysResult<Stat> {
-        rustix::fs::fstat(self.borrow())
+        rustix::fs::fstat(self.borrow()?)
             .map(|st| Stat::from_host(&st))
             .map_err(|e| Errno::new(e.raw_os_error()))
     }
 
     /// Terminal and `FIONREAD` ioctls, performed on the host fd.
     pub fn ioctl(&self, cmd: u32, input: &[u8]) -> SysResult<IoctlOutcome> {
-        let fd = self.fd.as_raw_fd();
+        let fd = self.borrow()?.as_raw_fd();
+        let is_tty = self.is_tty();
         match u64::from(cmd) {
-            libc::TIOCGPGRP | libc::TIOCSPGRP | libc::TIOCGSID if self.is_tty => {
+            libc::TIOCGPGRP | libc::TIOCSPGRP | libc::TIOCGSID if is_tty => {
                 Ok(IoctlOutcome::JobControl)
             }
-            libc::TCGETS if self.is_tty => {
+            libc::TCGETS if is_tty => {
                 let mut out = vec![0u8; TERMIOS_SIZE];
                 ioctl_buf(fd, libc::TCGETS, &mut out)?;
                 Ok(IoctlOutcome::Done { ret: 0, out })
             }
-            c @ (libc::TCSETS | libc::TCSETSW | libc::TCSETSF) if self.is_tty => {
+            c @ (libc::TCSETS | libc::TCSETSW | libc::TCSETSF) if is_tty => {
                 let mut inp = input.get(..TERMIOS_SIZE).ok_or(Errno::EFAULT)?.to_vec();
                 ioctl_buf(fd, c, &mut inp)?;
                 Ok(IoctlOutcome::Done {
@@ -243,12 +301,12 @@ impl HostFile {
                     out: Vec::new(),
                 })
             }
-            libc::TIOCGWINSZ if self.is_tty => {
+            libc::TIOCGWINSZ if is_tty => {
                 let mut out = vec![0u8; WINSIZE_SIZE];
                 ioctl_buf(fd, libc::TIOCGWINSZ, &mut out)?;
                 Ok(IoctlOutcome::Done { ret: 0, out })
             }
-            libc::TIOCSWINSZ if self.is_tty => {
+            libc::TIOCSWINSZ if is_tty => {
                 let mut inp = input.get(..WINSIZE_SIZE).ok_or(Errno::EFAULT)?.to_vec();
                 ioctl_buf(fd, libc::TIOCSWINSZ, &mut inp)?;
                 Ok(IoctlOutcome::Done {
@@ -286,8 +344,8 @@ fn ioctl_buf(fd: RawFd, cmd: u64, buf: &mut [u8]) -> SysResult<()> {
 
 impl Drop for HostFile {
     fn drop(&mut self) {
-        if !self.always_ready {
-            notifier().remove(self.fd.as_raw_fd());
+        if let (Some(fd), false) = (self.fd.get(), self.always_ready()) {
+            notifier().remove(fd.as_raw_fd());
         }
     }
 }

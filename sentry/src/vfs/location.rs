@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use checkpoints::Stateify;
+
 use crate::errno::{Errno, SysResult};
 use crate::vfs::dev::DevNode;
 use crate::vfs::overlay::{DirEntry, Node};
@@ -12,7 +14,7 @@ use crate::vfs::stat::{FileType, Stat};
 
 /// A file or directory in one of the three mounts: the overlay root
 /// filesystem, `/dev` or `/proc`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Stateify)]
 pub enum Location {
     Overlay(Arc<Node>),
     Dev(DevNode),

@@ -8,19 +8,21 @@
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use checkpoints::Stateify;
 
 use crate::errno::{Errno, SysResult};
 use crate::vfs::overlay::Node;
 
 /// A handle to the contents of a regular file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Stateify)]
 pub struct MappedFile {
     inner: Arc<MappedInner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 enum MappedInner {
     /// A host file opened read-only (the overlay's lower layer, or a file
     /// opened directly by the sentry for tests and tools).
@@ -30,13 +32,35 @@ enum MappedInner {
     Overlay { node: Arc<Node>, name: String },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 struct HostMapped {
-    file: File,
+    /// Host path, to reopen after restore.
+    path: PathBuf,
+    /// The open host file. Host-only: not saved; reopened lazily by `path`
+    /// (refused if it is no longer the same file).
+    #[state(nosave)]
+    file: OnceLock<File>,
     /// The path the guest knows the file by (for `/proc/<pid>/maps`).
     name: String,
     ino: u64,
     dev: u64,
+}
+
+impl HostMapped {
+    fn file(&self) -> SysResult<&File> {
+        if let Some(f) = self.file.get() {
+            return Ok(f);
+        }
+        let f = File::open(&self.path)
+            .map_err(|_| Errno::EIO.because("mapped host file gone after restore"))?;
+        let md = f
+            .metadata()
+            .map_err(|_| Errno::EIO.because("host fstat of mapped file failed"))?;
+        if md.ino() != self.ino || md.dev() != self.dev {
+            return Err(Errno::EIO.because("mapped host file replaced after restore"));
+        }
+        Ok(self.file.get_or_init(|| f))
+    }
 }
 
 impl MappedFile {
@@ -47,7 +71,8 @@ impl MappedFile {
         let md = file.metadata()?;
         Ok(MappedFile {
             inner: Arc::new(MappedInner::Host(HostMapped {
-                file,
+                path: path.to_path_buf(),
+                file: OnceLock::from(file),
                 name: path.to_string_lossy().into_owned(),
                 ino: md.ino(),
                 dev: md.dev(),
@@ -66,7 +91,7 @@ impl MappedFile {
     pub fn read_at(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
         match &*self.inner {
             MappedInner::Host(h) => h
-                .file
+                .file()?
                 .read_at(buf, off)
                 .map_err(|_| Errno::EIO.because("host read of mapped file failed")),
             MappedInner::Overlay { node, .. } => node.read_at(off, buf),
@@ -77,7 +102,7 @@ impl MappedFile {
     pub fn size(&self) -> SysResult<u64> {
         match &*self.inner {
             MappedInner::Host(h) => h
-                .file
+                .file()?
                 .metadata()
                 .map(|m| m.len())
                 .map_err(|_| Errno::EIO.because("host fstat of mapped file failed")),

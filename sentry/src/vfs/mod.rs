@@ -37,6 +37,8 @@ pub mod stat;
 use std::path::Path;
 use std::sync::Arc;
 
+use checkpoints::Stateify;
+
 pub use fd_table::FdTable;
 pub use file::{FileDescription, FileKind};
 pub use host::{ioctl_input_len, IoctlOutcome};
@@ -49,7 +51,7 @@ pub use stat::{FileType, Stat, Timespec};
 
 /// The sandbox's mount namespace: the overlay root with `/dev` and
 /// `/proc` on top.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 pub struct Vfs {
     overlay: Arc<Overlay>,
 }
@@ -57,7 +59,7 @@ pub struct Vfs {
 /// Per-process filesystem context (Linux `struct fs_struct`). Cloned on
 /// `fork`; shared (the kernel holds it in an `Arc<Mutex<_>>`) with
 /// `CLONE_FS`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Stateify)]
 pub struct FsContext {
     /// `chroot` directory: absolute paths start here, `..` stops here.
     pub root: Location,

@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use checkpoints::Stateify;
+
 use crate::errno::{Errno, SysResult};
 use crate::waiter::{EventMask, WaitQueue, EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT};
 
@@ -32,18 +34,20 @@ pub const PIPEFS_DEV: u64 = 0x0c;
 static NEXT_PIPE_INO: AtomicU64 = AtomicU64::new(1000);
 
 /// A pipe.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
+#[state(after_load = "reserve_ino")]
 pub struct Pipe {
     /// Inode number shown in `pipe:[ino]` and `fstat`.
     ino: u64,
     state: Mutex<PipeState>,
     /// Readers wait for `EVENT_IN`, writers for `EVENT_OUT`. Host
     /// synchronization, not saved: waiters re-register after restore.
+    #[state(nosave)]
     queue: WaitQueue,
 }
 
 /// The mutable part of a pipe, protected by `Pipe::state`.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 struct PipeState {
     buf: VecDeque<u8>,
     capacity: usize,
@@ -53,8 +57,9 @@ struct PipeState {
     writers: usize,
 }
 
-/// One end of a pipe, owned by a file description.
-#[derive(Debug)]
+/// One end of a pipe, owned by a file description. The saved reader
+/// and writer counts already include every restored end.
+#[derive(Debug, Stateify)]
 pub struct PipeEnd {
     pipe: Arc<Pipe>,
     write: bool,
@@ -79,6 +84,11 @@ impl Pipe {
     fn lock(&self) -> MutexGuard<'_, PipeState> {
         // Poisoning: every mutation keeps the state consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// after_load: new pipes must not reuse a restored pipe's inode number.
+    fn reserve_ino(&self) {
+        NEXT_PIPE_INO.fetch_max(self.ino + 1, Ordering::Relaxed);
     }
 
     /// The pipe's inode number.

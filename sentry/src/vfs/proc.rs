@@ -6,6 +6,8 @@
 //! here keeps a reference to the kernel and nothing unsaveable ends up in
 //! file state. Compare Linux fs/proc/base.c.
 
+use checkpoints::Stateify;
+
 use crate::errno::{Errno, SysResult};
 use crate::vfs::stat::{FileType, Stat, Timespec};
 
@@ -90,7 +92,7 @@ impl ProcSource for NoProcesses {
 }
 
 /// A per-process entry of `/proc/<pid>/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub enum PidEntry {
     Exe,
     Cwd,
@@ -114,7 +116,7 @@ const PID_ENTRIES: [(&[u8], PidEntry); 8] = [
 ];
 
 /// A node of `/proc`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub enum ProcNode {
     Root,
     /// `/proc/self` → `<current pid>`.

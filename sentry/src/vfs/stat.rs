@@ -5,8 +5,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use checkpoints::Stateify;
+
 /// The file type bits of `st_mode` (`S_IFMT`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub enum FileType {
     Regular,
     Directory,
@@ -60,7 +62,7 @@ impl FileType {
 }
 
 /// A `struct timespec`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Stateify)]
 pub struct Timespec {
     pub sec: i64,
     pub nsec: i64,
@@ -81,7 +83,7 @@ impl Timespec {
 }
 
 /// Everything `stat(2)` reports about a file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Stateify)]
 pub struct Stat {
     pub dev: u64,
     pub ino: u64,

@@ -688,3 +688,117 @@ fn umask_applies_to_created_files() {
     assert_eq!(st.mode, libc::S_IFDIR | 0o755);
     assert_ne!(st.dev, std::fs::metadata(&fx.lower).unwrap().dev());
 }
+
+// ---- checkpoint / restore ---------------------------------------------------
+
+/// What a kernel would save of the VFS: the namespace, a process's fs
+/// context and its fd table.
+#[derive(checkpoints::Stateify)]
+struct Snapshot {
+    vfs: std::sync::Arc<Vfs>,
+    ctx: FsContext,
+    fds: FdTable,
+}
+
+fn round_trip(s: &Snapshot) -> Snapshot {
+    let saved = checkpoints::state::save(s).unwrap();
+    checkpoints::state::load::<Snapshot>(&saved).unwrap()
+}
+
+#[test]
+fn checkpoint_round_trip_keeps_overlay_state_cwd_and_offsets() {
+    let mut fx = fixture();
+    fx.write_file("/data/a.txt", b"LOW", 0);
+    fx.write_file("/data/up.txt", b"upper data", libc::O_CREAT as u32);
+    fx.vfs.unlink(&fx.ctx, At::Cwd, b"/data/b.txt", P).unwrap();
+    fx.vfs
+        .mkdir(&fx.ctx, At::Cwd, b"/new", 0o755, ROOT, P)
+        .unwrap();
+    fx.vfs
+        .mkdir(&fx.ctx, At::Cwd, b"/new/deep", 0o700, ROOT, P)
+        .unwrap();
+    let mut ctx = fx.ctx.clone();
+    fx.vfs.chdir(&mut ctx, b"/new/deep", P).unwrap();
+    ctx.umask = 0o077;
+    let fds = FdTable::new();
+    let f = fx.open("/data/up.txt", RO).unwrap();
+    f.lseek(6, libc::SEEK_SET).unwrap();
+    fds.install(f, true, 0).unwrap();
+    let vfs = std::sync::Arc::new(std::mem::replace(&mut fx.vfs, Vfs::new(&fx.lower).unwrap()));
+
+    let back = round_trip(&Snapshot { vfs, ctx, fds });
+
+    let f = back.fds.get(0).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(f.read(&mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"data");
+    assert!(back.fds.cloexec(0).unwrap());
+    assert_eq!(back.ctx.umask, 0o077);
+    assert_eq!(back.vfs.getcwd(&back.ctx, P).unwrap(), b"/new/deep");
+    let read = |p: &str| {
+        let f = back
+            .vfs
+            .open(&back.ctx, At::Cwd, p.as_bytes(), RO, 0, ROOT, P)?;
+        let mut v = vec![0u8; 64];
+        let n = f.read(&mut v)?;
+        v.truncate(n);
+        Ok::<_, Errno>(v)
+    };
+    assert_eq!(read("../../data/a.txt").unwrap(), b"LOWer a");
+    assert_eq!(read("/data/up.txt").unwrap(), b"upper data");
+    assert_eq!(read("/data/b.txt").unwrap_err(), Errno::ENOENT);
+    assert_eq!(read("/etc/passwd").unwrap(), b"sandbox passwd");
+    assert_eq!(
+        std::fs::read(fx.lower.join("data/a.txt")).unwrap(),
+        b"lower a"
+    );
+}
+
+#[test]
+fn pipe_contents_and_ends_survive_checkpoint() {
+    let fx = fixture();
+    let fds = FdTable::new();
+    let (r, w) = FileDescription::new_pipe(0);
+    let (rfd, wfd) = fds.install_pair(r, w, false).unwrap();
+    fds.dup(wfd).unwrap();
+    fds.get(wfd).unwrap().write(b"in flight").unwrap();
+    let snap = Snapshot {
+        vfs: std::sync::Arc::new(fx.vfs),
+        ctx: fx.ctx,
+        fds,
+    };
+
+    let back = round_trip(&snap);
+    drop(snap);
+
+    let r = back.fds.get(rfd).unwrap();
+    let mut buf = [0u8; 32];
+    assert_eq!(r.read(&mut buf).unwrap(), 9);
+    assert_eq!(&buf[..9], b"in flight");
+    // Two fds share the one write description: EOF only after both close.
+    drop(back.fds.close(wfd).unwrap());
+    assert_eq!(r.read(&mut buf).unwrap_err().code(), libc::EAGAIN);
+    drop(back.fds.close(wfd + 1).unwrap());
+    assert_eq!(r.read(&mut buf).unwrap(), 0);
+}
+
+#[test]
+fn lower_file_changed_after_checkpoint_is_refused() {
+    let fx = fixture();
+    fx.vfs.stat(&fx.ctx, At::Cwd, b"/data/a.txt", 0, P).unwrap();
+    let snap = Snapshot {
+        vfs: std::sync::Arc::new(fx.vfs),
+        ctx: fx.ctx,
+        fds: FdTable::new(),
+    };
+    let saved = checkpoints::state::save(&snap).unwrap();
+    std::fs::write(fx.lower.join("data/a.txt"), b"changed on the host").unwrap();
+
+    let back = checkpoints::state::load::<Snapshot>(&saved).unwrap();
+
+    let f = back
+        .vfs
+        .open(&back.ctx, At::Cwd, b"/data/a.txt", RO, 0, ROOT, P)
+        .unwrap();
+    assert_eq!(f.read(&mut [0u8; 8]).unwrap_err().code(), libc::EIO);
+}

@@ -13,6 +13,9 @@
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use checkpoints::Stateify;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno as HostErrno;
@@ -21,12 +24,16 @@ use crate::errno::{Errno, SysResult};
 use crate::vfs::stat::{FileType, Stat};
 
 /// The host directory under the overlay.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
+#[state(after_load = "reopen")]
 pub struct HostRoot {
     /// The host path given as `--root` (kept to reopen after restore).
     path: PathBuf,
     /// `O_PATH | O_DIRECTORY` fd of `path`; every lookup starts here.
-    fd: OwnedFd,
+    /// Host-only: not saved; `reopen` (after_load) opens `path` again.
+    /// Empty only if that failed: every lower access is then `EIO`.
+    #[state(nosave)]
+    fd: OnceLock<OwnedFd>,
 }
 
 /// One entry of a lower directory listing.
@@ -45,15 +52,42 @@ pub(crate) fn host_errno(e: HostErrno) -> Errno {
 impl HostRoot {
     /// Opens `path` as the lower layer's root.
     pub fn open(path: &Path) -> std::io::Result<HostRoot> {
-        let fd = rustix::fs::open(
-            path,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let fd = OnceLock::new();
+        let _ = fd.set(Self::open_root(path)?);
         Ok(HostRoot {
             path: path.to_path_buf(),
             fd,
         })
+    }
+
+    fn open_root(path: &Path) -> std::io::Result<OwnedFd> {
+        Ok(rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?)
+    }
+
+    /// after_load: reopens the root directory by its saved path. Lower
+    /// files themselves are reopened lazily by [`super::Node`], which
+    /// checks their size and mtime against the saved ones.
+    fn reopen(&self) {
+        match Self::open_root(&self.path) {
+            Ok(fd) => {
+                let _ = self.fd.set(fd);
+            }
+            Err(e) => tracing::warn!(
+                path = %self.path.display(),
+                error = %e,
+                "restore: cannot reopen the root directory; lower files read as EIO"
+            ),
+        }
+    }
+
+    fn fd(&self) -> SysResult<&OwnedFd> {
+        self.fd
+            .get()
+            .ok_or(Errno::EIO.because("root directory not reopened after restore"))
     }
 
     /// The host path of the root (for diagnostics and restore).
@@ -69,7 +103,7 @@ impl HostRoot {
         let path: &[u8] = if rel.is_empty() { b"." } else { rel };
         let resolve =
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-        match rustix::fs::openat2(&self.fd, path, flags, Mode::empty(), resolve) {
+        match rustix::fs::openat2(self.fd()?, path, flags, Mode::empty(), resolve) {
             Ok(fd) => Ok(fd),
             Err(HostErrno::NOSYS) => self.open_stepwise(rel, flags),
             Err(e) => Err(host_errno(e)),
@@ -84,9 +118,10 @@ impl HostRoot {
             .split(|&c| c == b'/')
             .filter(|c| !c.is_empty())
             .collect();
-        let mut dir = rustix::io::dup(&self.fd).map_err(host_errno)?;
+        let root = self.fd()?;
+        let mut dir = rustix::io::dup(root).map_err(host_errno)?;
         let Some((last, parents)) = comps.split_last() else {
-            return rustix::fs::openat(&self.fd, ".", flags, Mode::empty()).map_err(host_errno);
+            return rustix::fs::openat(root, ".", flags, Mode::empty()).map_err(host_errno);
         };
         for c in parents {
             if *c == b".." || *c == b"." {

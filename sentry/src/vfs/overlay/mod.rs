@@ -20,6 +20,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use checkpoints::Stateify;
+
 use crate::errno::{Errno, SysResult};
 use crate::vfs::stat::{FileType, Stat, Timespec};
 use lower::HostRoot;
@@ -54,13 +56,16 @@ pub enum OverlayNewError {
 }
 
 /// The overlay filesystem.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
+#[state(after_load = "relink")]
 pub struct Overlay {
     host: Arc<HostRoot>,
     root: Arc<Node>,
     /// Serializes namespace changes (create, link, unlink, rmdir, rename);
     /// the analogue of Linux's `s_vfs_rename_mutex` plus directory
-    /// `i_rwsem`s. Lookups do not take it.
+    /// `i_rwsem`s. Lookups do not take it. A host lock with nothing in it:
+    /// not saved (a checkpoint is taken with every task parked outside).
+    #[state(nosave)]
     tree: Mutex<()>,
     /// Next synthetic inode number.
     next_ino: AtomicU64,
@@ -108,6 +113,28 @@ impl Overlay {
             tree: Mutex::new(()),
             next_ino: AtomicU64::new(FIRST_UPPER_INO),
         })
+    }
+
+    /// after_load: rebuilds the directories' parent pointers (not saved)
+    /// by walking the tree from the root. Directories no longer in the
+    /// tree (removed, but still someone's cwd) keep no parent: their `..`
+    /// is themselves.
+    fn relink(&self) {
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let children: Vec<Arc<Node>> = match &dir.lock().dir {
+                Some(ds) => ds.entries.values().cloned().collect(),
+                None => continue,
+            };
+            for c in children {
+                let mut cs = c.lock();
+                if let Some(cd) = cs.dir.as_mut() {
+                    cd.parent = Arc::downgrade(&dir);
+                    drop(cs);
+                    stack.push(c);
+                }
+            }
+        }
     }
 
     /// The root directory.

@@ -20,6 +20,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use checkpoints::Stateify;
+
 use crate::errno::{Errno, SysResult};
 use crate::vfs::overlay::lower::{self, HostRoot};
 use crate::vfs::stat::{FileType, Stat, Timespec};
@@ -28,7 +30,7 @@ use crate::vfs::stat::{FileType, Stat, Timespec};
 pub const MAX_FILE_SIZE: u64 = 1 << 32;
 
 /// A node of the merged tree.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 pub struct Node {
     /// Guest-visible `st_ino`; immutable.
     pub(crate) ino: u64,
@@ -39,12 +41,15 @@ pub struct Node {
     /// Everything mutable. Lock order: see module docs.
     pub(crate) state: Mutex<NodeState>,
     /// Host file of the lower data, opened on first read. Host-only: not
-    /// saved; reopened lazily by `state.lower` after restore.
+    /// saved; reopened lazily by `state.lower` after restore, refusing a
+    /// host file whose size or mtime differ from the saved ones (see
+    /// [`Node::lower_file`]).
+    #[state(nosave)]
     lower_file: Mutex<Option<Arc<File>>>,
 }
 
 /// The mutable part of a [`Node`], protected by `Node::state`.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 pub struct NodeState {
     pub ftype: FileType,
     /// Permission bits (`07777`).
@@ -71,9 +76,13 @@ pub struct NodeState {
 }
 
 /// A directory's merged view.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Stateify)]
 pub struct DirState {
     /// The directory containing this one (empty `Weak` for the root).
+    /// Not saved (a `Weak` per directory would make every directory a
+    /// forward object of the state graph); `Overlay::relink` (the
+    /// overlay's after_load) rebuilds it by walking the tree from the root.
+    #[state(nosave)]
     pub parent: Weak<Node>,
     /// This directory's name in `parent`.
     pub name: Vec<u8>,
@@ -89,7 +98,7 @@ pub struct DirState {
 }
 
 /// One entry of a merged directory listing.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Stateify)]
 pub struct DirEntry {
     pub name: Vec<u8>,
     pub ino: u64,
@@ -247,12 +256,27 @@ impl Node {
         self.stat().size as u64
     }
 
-    fn lower_file(&self, rel: &[u8]) -> SysResult<Arc<File>> {
+    /// The host file of a node not yet copied up, opened on first use.
+    /// `size` and `mtime` are the node's (saved) metadata, which equal the
+    /// host's until copy-up; a host file that changed behind the sandbox's
+    /// back (typically: between checkpoint and restore) is refused with
+    /// `EIO` rather than silently mixed with saved state.
+    fn lower_file(&self, rel: &[u8], size: u64, mtime: Timespec) -> SysResult<Arc<File>> {
         let mut f = lock(&self.lower_file);
         if let Some(f) = &*f {
             return Ok(f.clone());
         }
-        let file = Arc::new(self.host.open_file(rel)?);
+        let file = self.host.open_file(rel)?;
+        let st = rustix::fs::fstat(&file).map_err(lower::host_errno)?;
+        let host = Stat::from_host(&st);
+        if host.size as u64 != size || host.mtime != mtime {
+            tracing::warn!(
+                path = %String::from_utf8_lossy(rel),
+                "lower file changed since it was first seen (size or mtime); refusing it"
+            );
+            return Err(Errno::EIO.because("lower file changed since checkpoint"));
+        }
+        let file = Arc::new(file);
         *f = Some(file.clone());
         Ok(file)
     }
@@ -275,8 +299,9 @@ impl Node {
         let Some(rel) = s.lower.clone() else {
             return Ok(0);
         };
+        let (size, mtime) = (s.lower_size, s.mtime);
         drop(s);
-        let f = self.lower_file(&rel)?;
+        let f = self.lower_file(&rel, size, mtime)?;
         f.read_at(buf, off)
             .map_err(|_| Errno::EIO.because("host read of lower file failed"))
     }
@@ -301,7 +326,7 @@ impl Node {
                 if s.lower_size > MAX_FILE_SIZE {
                     return Err(Errno::EFBIG.because("lower file too large to copy up"));
                 }
-                let f = self.lower_file(&rel)?;
+                let f = self.lower_file(&rel, s.lower_size, s.mtime)?;
                 let mut data = vec![0u8; s.lower_size as usize];
                 let mut done = 0;
                 while done < data.len() {
