@@ -28,7 +28,8 @@ use crate::zygote::Zygote;
 /// A ptrace-stop of the stub, decoded from the wait status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stop {
-    /// Syscall-entry-stop (`SIGTRAP | 0x80` with `PTRACE_O_TRACESYSGOOD`).
+    /// Syscall-entry-stop (`SIGTRAP | 0x80` with `PTRACE_O_TRACESYSGOOD`),
+    /// or the seccomp stop of a vsyscall-page call.
     SyscallEntry,
     /// Signal-delivery-stop (or, for `SIGSTOP` & co., possibly a
     /// group-stop) with this signal.
@@ -153,6 +154,10 @@ impl PtraceContext {
             if libc::WIFSTOPPED(status) {
                 let sig = libc::WSTOPSIG(status);
                 if sig == libc::SIGTRAP | 0x80 {
+                    return Ok(Stop::SyscallEntry);
+                }
+                if sig == libc::SIGTRAP && status >> 16 == libc::PTRACE_EVENT_SECCOMP {
+                    // A call into the vsyscall page (see stub::VSYSCALL_FILTER).
                     return Ok(Stop::SyscallEntry);
                 }
                 return Ok(Stop::Signal(sig));

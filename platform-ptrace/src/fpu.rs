@@ -54,3 +54,19 @@ impl XstateSize {
         Ok(len)
     }
 }
+
+/// The XSAVE image (standard format, `size` bytes) of the state Linux gives
+/// a new program (`arch/x86/kernel/fpu/core.c: fpstate_init_user()`): x87
+/// control word 0x37f, MXCSR 0x1f80 (all exceptions masked), every register
+/// zero. XSTATE_BV is 0: every component in its initial configuration.
+pub(crate) fn initial_image(size: usize) -> Vec<u8> {
+    let mut image = vec![0u8; size];
+    if size < 512 {
+        // Not an XSAVE area; the host will refuse it whatever it holds.
+        return image;
+    }
+    // FXSAVE layout: FCW at byte 0, MXCSR at byte 24.
+    image[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+    image[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    image
+}

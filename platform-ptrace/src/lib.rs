@@ -38,15 +38,15 @@ mod zygote;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
-use sentry::platform::{Context, Platform, PlatformError};
+use sentry::platform::{Context, FpState, Platform, PlatformError};
 
 pub use context::PtraceContext;
 pub use interrupt::INTERRUPT_SIGNAL;
-pub use stub::{STUB_BASE, STUB_SIZE, TASK_SIZE};
+pub use stub::{STUB_BASE, STUB_SIZE, TASK_SIZE, VSYSCALL_ADDR};
 
 /// How contexts are placed on CPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -91,6 +91,8 @@ pub struct PtracePlatform {
     next_cpu: AtomicUsize,
     fp_size: fpu::XstateSize,
     page: &'static stub::StubPage,
+    /// The XSAVE image of a fresh program (see [`fpu::initial_image`]).
+    initial_fp: OnceLock<FpState>,
     /// The zygote thread, with [`StubCreation::Zygote`].
     zygote: Option<Arc<zygote::Zygote>>,
 }
@@ -118,6 +120,7 @@ impl PtracePlatform {
             StubCreation::Fork => None,
         };
         Ok(PtracePlatform {
+            initial_fp: OnceLock::new(),
             zygote,
             memfd,
             options,
@@ -167,6 +170,12 @@ impl PtracePlatform {
                 source,
             })?;
         ctx.set_fp_size(fp_size);
+        // The stub inherited the FPU registers of some sentry thread: start
+        // the application from the state Linux gives a new program.
+        let initial = self.initial_fp.get_or_init(|| FpState {
+            bytes: fpu::initial_image(fp_size),
+        });
+        ctx.set_fp(initial)?;
         Ok(ctx)
     }
 

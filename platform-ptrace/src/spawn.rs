@@ -8,11 +8,14 @@ use sentry::platform::{PlatformError, Registers};
 
 use crate::stub::StubPage;
 
-/// The ptrace options of every stub: kill it when its tracer exits, and
-/// mark syscall-stops (`SIGTRAP | 0x80`) so they cannot be confused with a
-/// real `SIGTRAP`.
+/// The ptrace options of every stub: kill it when its tracer exits, mark
+/// syscall-stops (`SIGTRAP | 0x80`) so they cannot be confused with a
+/// real `SIGTRAP`, and stop at `SECCOMP_RET_TRACE` (vsyscall-page calls,
+/// see `stub::VSYSCALL_FILTER`).
 fn options() -> ptrace::Options {
-    ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD
+    ptrace::Options::PTRACE_O_EXITKILL
+        | ptrace::Options::PTRACE_O_TRACESYSGOOD
+        | ptrace::Options::PTRACE_O_TRACESECCOMP
 }
 
 /// Forks a stub from the calling thread (see [`crate::stub`]) and takes

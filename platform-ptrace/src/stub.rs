@@ -16,8 +16,10 @@
 //!    host kernel's next rseq update on return to user mode would fail and
 //!    kill the stub with `SIGSEGV`/`SI_KERNEL` (Linux `kernel/rseq.c:
 //!    rseq_handle_notify_resume()`, `force_sigsegv`);
-//! 5. `close_range` around the memory file: the only fd it keeps;
-//! 6. moves the sentry's copy of the code page to [`STUB_BASE`]
+//! 5. installs the [`VSYSCALL_FILTER`] seccomp filter (after
+//!    `PR_SET_NO_NEW_PRIVS`);
+//! 6. `close_range` around the memory file: the only fd it keeps;
+//! 7. moves the sentry's copy of the code page to [`STUB_BASE`]
 //!    (`mremap`, unless it already is there) and jumps into it.
 //!
 //! The code page then unmaps everything below and above itself (this also
@@ -291,6 +293,57 @@ fn map_page() -> io::Result<u64> {
     Ok(anywhere as u64)
 }
 
+/// Start of the legacy vsyscall page (Linux
+/// `arch/x86/include/uapi/asm/vsyscall.h: VSYSCALL_ADDR`).
+pub const VSYSCALL_ADDR: u64 = 0xffff_ffff_ff60_0000;
+
+/// The stub's seccomp filter: `SECCOMP_RET_TRACE` for system calls made
+/// from the legacy vsyscall page, `SECCOMP_RET_ALLOW` for everything else.
+///
+/// The vsyscall page cannot be unmapped, and in its default "xonly" mode
+/// the host kernel *emulates* a call into it (`time`, `gettimeofday`,
+/// `getcpu`) without any syscall-stop: that would be an application system
+/// call run by the host. The emulation does consult seccomp (Linux
+/// `arch/x86/entry/vsyscall/vsyscall_64.c: emulate_vsyscall()`), so this
+/// filter turns it into a `PTRACE_EVENT_SECCOMP` stop, which the platform
+/// reports as an ordinary `Event::Syscall` (`rip` = the vsyscall entry).
+/// When the sentry resumes it with a result in `rax`, the platform's
+/// `orig_rax = -1` makes the host skip its own emulation and return that
+/// result to the caller. Real system calls never reach the filter (under
+/// `PTRACE_SYSEMU` the host skips them before seccomp) and injected ones
+/// are allowed.
+static VSYSCALL_FILTER: [libc::sock_filter; 6] = [
+    // A = instruction_pointer >> 32 (struct seccomp_data, offset 12)
+    bpf_stmt(0x20, 12),
+    // if A != 0xffffffff: goto allow
+    bpf_jump(0x15, 0xffff_ffff, 0, 3),
+    // A = instruction_pointer & 0xffffffff (offset 8)
+    bpf_stmt(0x20, 8),
+    // if A < 0xff600000: goto allow
+    bpf_jump(0x35, 0xff60_0000, 0, 1),
+    bpf_stmt(0x06, SECCOMP_RET_TRACE),
+    // allow:
+    bpf_stmt(0x06, SECCOMP_RET_ALLOW),
+];
+
+/// Linux `include/uapi/linux/seccomp.h`.
+const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+const SECCOMP_SET_MODE_FILTER: u32 = 1;
+
+const fn bpf_stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+const fn bpf_jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
 /// What the forked child needs, computed before the fork.
 struct ChildPlan {
     parent: libc::pid_t,
@@ -364,6 +417,27 @@ unsafe fn stub_child(plan: &ChildPlan) -> ! {
                     break;
                 }
             }
+        }
+        libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_SET_NO_NEW_PRIVS,
+            1u64,
+            0u64,
+            0u64,
+            0u64,
+        );
+        let prog = libc::sock_fprog {
+            len: VSYSCALL_FILTER.len() as u16,
+            filter: VSYSCALL_FILTER.as_ptr() as *mut libc::sock_filter,
+        };
+        if libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            0u32,
+            &prog as *const libc::sock_fprog,
+        ) != 0
+        {
+            libc::syscall(libc::SYS_exit_group, 123);
         }
         let empty: u64 = 0;
         libc::syscall(

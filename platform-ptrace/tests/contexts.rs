@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Guest, CODE, DATA, DATA_OFF, EXTRA, EXTRA_OFF, PAGE};
-use platform_ptrace::{PlatformOptions, PtracePlatform, StubCreation, STUB_BASE};
+use platform_ptrace::{PlatformOptions, PtracePlatform, StubCreation, STUB_BASE, VSYSCALL_ADDR};
 use sentry::platform::{Context, Event, FpState, Platform, PlatformError, Prot};
 
 /// ```text
@@ -55,6 +55,23 @@ const XMM_PROG: &[u8] = &[0x0f, 0x11, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, 0xcc];
 ///  0: eb fe   jmp .
 /// ```
 const SPIN_PROG: &[u8] = &[0xeb, 0xfe];
+
+/// ```text
+///  0: 48 c7 c4 00 10 02 00   mov rsp, 0x21000          ; top of the data page
+///  7: 48 c7 c0 00 04 60 ff   mov rax, 0xffffffffff600400 ; vsyscall time()
+///  e: 31 ff                  xor edi, edi
+/// 10: ff d0                  call rax
+/// 12: 48 89 04 25 00 00 02 00  mov [0x20000], rax
+/// 1a: cc                     int3
+/// ```
+const VSYSCALL_TIME_PROG: &[u8] = &[
+    0x48, 0xc7, 0xc4, 0x00, 0x10, 0x02, 0x00, //
+    0x48, 0xc7, 0xc0, 0x00, 0x04, 0x60, 0xff, //
+    0x31, 0xff, //
+    0xff, 0xd0, //
+    0x48, 0x89, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, //
+    0xcc,
+];
 
 const SEGV_MAPERR: i32 = 1;
 const SEGV_ACCERR: i32 = 2;
@@ -209,6 +226,39 @@ fn xmm0_set_through_set_fp_is_stored_by_guest() {
     assert_eq!(g.read_u64(DATA_OFF + 8), 0x0123_4567_89ab_cdef);
     assert_eq!(back.bytes[160..176], fp.bytes[160..176]);
     assert_eq!(back.bytes.len(), g.platform.fp_state_size());
+}
+
+#[test]
+fn new_context_starts_with_the_initial_fpu_state() {
+    let mut g = Guest::new(SPIN_PROG);
+    let mut fp = FpState::default();
+
+    g.ctx.get_fp(&mut fp).unwrap();
+
+    let fcw = u16::from_le_bytes([fp.bytes[0], fp.bytes[1]]);
+    let mxcsr = u32::from_le_bytes(fp.bytes[24..28].try_into().unwrap());
+    assert_eq!((fcw, mxcsr), (0x37f, 0x1f80));
+    // XMM0-15 (bytes 160..416) hold nothing of the sentry thread's.
+    assert!(fp.bytes[160..416].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn vsyscall_page_call_is_a_syscall_the_sentry_answers() {
+    let mut g = Guest::new(VSYSCALL_TIME_PROG);
+
+    let event = g.ctx.switch(&mut g.regs).unwrap();
+    let (nr, rip) = (g.regs.syscall_nr(), g.regs.rip);
+    g.regs.rax = 4242;
+    let after = g.ctx.switch(&mut g.regs).unwrap();
+
+    assert_eq!(event, Event::Syscall);
+    assert_eq!(nr, libc::SYS_time as u64);
+    assert_eq!(rip, VSYSCALL_ADDR + 0x400);
+    assert!(matches!(after, Event::Fault(f) if f.signo == libc::SIGTRAP));
+    // The host did not run time(): the caller got the sentry's answer and
+    // returned to the instruction after the call.
+    assert_eq!(g.read_u64(DATA_OFF), 4242);
+    assert_eq!(g.regs.rip, CODE + 0x1b);
 }
 
 #[test]
