@@ -179,13 +179,17 @@ pub fn load(
     let (entry, interp_base) = match &interp {
         Some((f, i)) => {
             let (ilo, ihi) = i.span(PAGE_SIZE);
-            // Reserve the interpreter's whole span where mmap chooses,
-            // then map its segments at fixed offsets inside it.
-            let mut req = MmapRequest::anonymous(ihi - ilo);
-            req.prot = 0;
-            let at = mm.mmap(ctx, req)?;
-            mm.munmap(ctx, at, ihi - ilo)?;
-            let ibias = at - ilo;
+            let ibias = if i.e_type == elf::ET_DYN {
+                // Reserve the interpreter's whole span where mmap chooses,
+                // then map its segments at fixed offsets inside it.
+                let mut req = MmapRequest::anonymous(ihi - ilo);
+                req.prot = 0;
+                let at = mm.mmap(ctx, req)?;
+                mm.munmap(ctx, at, ihi - ilo)?;
+                at - ilo
+            } else {
+                0
+            };
             map_segments(ctx, mm, f, i, ibias)?;
             (i.entry.wrapping_add(ibias), ibias)
         }
@@ -194,8 +198,12 @@ pub fn load(
 
     let stack_size = (params.stack_size.clamp(MIN_STACK_SIZE, MAX_STACK_SIZE) + PAGE_SIZE - 1)
         & !(PAGE_SIZE - 1);
-    let stack_top = (mm.max_address() & !(PAGE_SIZE - 1)) - PAGE_SIZE;
-    let stack_bottom = stack_top - stack_size;
+    let stack_top = (mm.max_address() & !(PAGE_SIZE - 1))
+        .checked_sub(PAGE_SIZE)
+        .ok_or(Errno::ENOMEM.because("no room for the stack"))?;
+    let stack_bottom = stack_top
+        .checked_sub(stack_size)
+        .ok_or(Errno::ENOMEM.because("no room for the stack"))?;
     let mut stack_prot = Prot::RW;
     stack_prot.exec = info.exec_stack;
     mm.map_anonymous_fixed(

@@ -204,7 +204,7 @@ impl MemoryManager {
         let mut out = Vec::new();
         let mut at = addr;
         loop {
-            let room = (max + 1).saturating_sub(out.len());
+            let room = max.saturating_add(1).saturating_sub(out.len());
             if room == 0 {
                 return Err(Errno::ENAMETOOLONG.because("string has no NUL within the limit"));
             }

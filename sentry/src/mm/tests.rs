@@ -550,3 +550,56 @@ fn maps_text_uses_linux_format() {
     assert!(lines[1].ends_with("[heap]"));
     assert_eq!(mm.usage().virtual_size, 2 * P);
 }
+
+#[test]
+fn mprotect_never_gives_write_to_a_cow_page() {
+    let (mf, mut parent, mut pctx) = setup();
+    parent.mmap(&mut pctx, fixed(A, P, RW, PRIV_ANON)).unwrap();
+    pctx.guest_write(&mut parent, &mf, A, b"A").unwrap();
+    let mut child = parent.fork(&mut pctx).unwrap();
+    parent
+        .mprotect(&mut pctx, A, P, libc::PROT_READ as u64)
+        .unwrap();
+    parent.mprotect(&mut pctx, A, P, RW).unwrap();
+    let stub_prot = pctx.at(A).unwrap().1;
+    pctx.guest_write(&mut parent, &mf, A, b"P").unwrap();
+    let mut cctx = TestCtx::new();
+    assert_eq!(stub_prot, Prot::R);
+    assert_eq!(cctx.guest_read(&mut child, &mf, A, 1).unwrap(), b"A");
+}
+
+#[test]
+fn map_populate_maps_the_whole_range_up_front() {
+    let (mf, mut mm, mut ctx) = setup();
+    let mut req = fixed(A, 40 * P, RW, PRIV_ANON);
+    req.flags |= libc::MAP_POPULATE as u64;
+    mm.mmap(&mut ctx, req).unwrap();
+    assert_eq!(ctx.pages.len(), 40);
+    assert_eq!(mf.used_bytes(), 40 * P);
+}
+
+#[test]
+fn unmap_all_empties_the_address_space_and_the_stub() {
+    let (mf, mut mm, mut ctx) = setup();
+    mm.mmap(&mut ctx, fixed(A, 2 * P, RW, PRIV_ANON)).unwrap();
+    ctx.guest_write(&mut mm, &mf, A, b"x").unwrap();
+    mm.unmap_all(&mut ctx).unwrap();
+    assert_eq!(mm.vmas().count(), 0);
+    assert!(ctx.pages.is_empty());
+    assert_eq!(mf.used_bytes(), 0);
+}
+
+#[test]
+fn a_known_write_fault_on_a_cow_page_copies_at_once() {
+    let (mf, mut parent, mut pctx) = setup();
+    parent.mmap(&mut pctx, fixed(A, P, RW, PRIV_ANON)).unwrap();
+    pctx.guest_write(&mut parent, &mf, A, b"A").unwrap();
+    let old = parent.pte(A).unwrap().off;
+    let mut child = parent.fork(&mut pctx).unwrap();
+    let mut cctx = TestCtx::new();
+    child.handle_fault(&mut cctx, A, Some(true)).unwrap();
+    let (off, prot) = cctx.at(A).unwrap();
+    assert_ne!(off, old);
+    assert_eq!(prot, Prot::RW);
+    assert_eq!(mf.refcount(old), 1);
+}
