@@ -1,29 +1,43 @@
 //! The ptrace implementation of `sentry::platform::Platform`.
 //!
-//! Each context is a *stub*: a host process forked from its tracer thread
-//! whose address space holds only one page of platform code at
-//! [`STUB_BASE`] plus the ranges of the memory file the sentry maps into it
-//! (see [`stub`] for how a stub is built). Application code runs in the
-//! stub under `PTRACE_SYSEMU`: every application system call stops the stub
-//! and is handed to the sentry; the host never executes one. The sentry's
-//! own `mmap`/`munmap`/`mprotect` in the stub are injected system calls
-//! ([`inject`]).
+//! Each context is a *stub*: a host process whose address space holds only
+//! one page of platform code at [`STUB_BASE`] plus the ranges of the memory
+//! file the sentry maps into it (`stub.rs` builds the first one by forking
+//! the sentry, `zygote.rs` clones all others from a tiny zygote stub).
+//! Application code runs in the stub under `PTRACE_SYSEMU`: every
+//! application system call stops the stub and is handed to the sentry; the
+//! host never executes one (calls into the host's legacy vsyscall page
+//! included: see `stub.rs: VSYSCALL_FILTER`). The sentry's own
+//! `mmap`/`munmap`/`mprotect` in the stub are injected system calls
+//! (`inject.rs`).
+//!
+//! Address space: the application owns `[0, STUB_BASE)`
+//! (`Platform::max_user_address`, 0x7fff_ffff_0000); `[STUB_BASE,
+//! TASK_SIZE)` is the platform's. Stubs have no vDSO, no vvar, no stack.
 //!
 //! Threading: a context is created on, and used only from, its task's host
 //! thread, which is the stub's tracer (`PtraceContext` is `!Send`). Other
 //! threads kick it through its [`Interrupter`](sentry::platform::Interrupter)
-//! ([`interrupt`]).
+//! (`interrupt.rs`: `tgkill` with [`INTERRUPT_SIGNAL`]).
 //!
 //! CPU placement: by default every new context pins its tracer thread to
 //! one CPU (round-robin over the CPUs the process may use, unless the
-//! thread is already pinned to a single CPU) before forking, so the stub
-//! inherits the same CPU. A syscall round trip then costs a same-CPU
-//! context switch (~10 µs here) instead of a cross-CPU wake-up (~55 µs).
-//! The price: a busy task thread cannot migrate; two busy tasks that land
-//! on the same CPU share it.
+//! thread is already pinned to a single CPU) and puts its stub on the same
+//! CPU. A syscall round trip then costs a same-CPU context switch (5-10 µs
+//! here) instead of a cross-CPU wake-up (30-80 µs). The price: a busy task
+//! thread cannot migrate; two busy tasks that land on the same CPU share
+//! it.
 //!
-//! The sentry must never wait for arbitrary children (`waitpid(-1)`): it
-//! would steal the stubs' ptrace stops.
+//! Requirements on the rest of the sentry:
+//! - never wait for arbitrary children (`waitpid(-1)`, `wait()`): that
+//!   would steal the stubs' ptrace stops and exit statuses;
+//! - never set `SIGCHLD` to `SIG_IGN` or `SA_NOCLDWAIT` (stubs would be
+//!   reaped behind the tracers' backs);
+//! - a context's thread must outlive the context: the stub dies with its
+//!   tracer thread (`PTRACE_O_EXITKILL`).
+//!
+//! Lock order: `Zygote` requests are a channel, no lock; the only lock is
+//! the interrupter's, a leaf.
 #![deny(unsafe_code)]
 
 mod context;
@@ -63,7 +77,7 @@ pub enum CpuPinning {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StubCreation {
     /// Injected `clone` of a tiny zygote stub: cost independent of the
-    /// sentry's size ([`zygote`]).
+    /// sentry's size (`zygote.rs`).
     #[default]
     Zygote,
     /// `fork` of the calling sentry thread: no helper thread, but the cost
@@ -91,7 +105,7 @@ pub struct PtracePlatform {
     next_cpu: AtomicUsize,
     fp_size: fpu::XstateSize,
     page: &'static stub::StubPage,
-    /// The XSAVE image of a fresh program (see [`fpu::initial_image`]).
+    /// The XSAVE image of a fresh program (see `fpu::initial_image`).
     initial_fp: OnceLock<FpState>,
     /// The zygote thread, with [`StubCreation::Zygote`].
     zygote: Option<Arc<zygote::Zygote>>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{Guest, CODE, DATA, DATA_OFF, EXTRA, EXTRA_OFF, PAGE};
 use platform_ptrace::{PlatformOptions, PtracePlatform, StubCreation, STUB_BASE, VSYSCALL_ADDR};
-use sentry::platform::{Context, Event, FpState, Platform, PlatformError, Prot};
+use sentry::platform::{Context, Event, Fault, FpState, Platform, PlatformError, Prot};
 
 /// ```text
 ///  0: 48 c7 c7 0b 00 00 00   mov rdi, 11
@@ -72,6 +72,18 @@ const VSYSCALL_TIME_PROG: &[u8] = &[
     0x48, 0x89, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, //
     0xcc,
 ];
+
+/// ```text
+///  0: 0f 0b   ud2
+///  2: 31 c9   xor ecx, ecx
+///  4: f7 f1   div ecx
+/// ```
+const ILL_THEN_DIV0_PROG: &[u8] = &[0x0f, 0x0b, 0x31, 0xc9, 0xf7, 0xf1];
+
+/// `si_code`s of `ud2` (`ILL_ILLOPN`) and of a division by zero
+/// (`FPE_INTDIV`).
+const ILL_ILLOPN: i32 = 2;
+const FPE_INTDIV: i32 = 1;
 
 const SEGV_MAPERR: i32 = 1;
 const SEGV_ACCERR: i32 = 2;
@@ -163,6 +175,31 @@ fn fault_on_unmapped_page_then_map_and_continue() {
         0xfeed_f00d,
         "the load completed after the map"
     );
+}
+
+#[test]
+fn illegal_instruction_and_division_by_zero_are_faults_at_their_rip() {
+    let mut g = Guest::new(ILL_THEN_DIV0_PROG);
+
+    let ill = g.ctx.switch(&mut g.regs).unwrap();
+    let ill_rip = g.regs.rip;
+    g.regs.rip += 2; // the kernel would deliver SIGILL; skip the ud2 instead
+    let fpe = g.ctx.switch(&mut g.regs).unwrap();
+
+    let expected_ill = Fault {
+        signo: libc::SIGILL,
+        code: ILL_ILLOPN,
+        addr: CODE,
+        write: None,
+    };
+    let expected_fpe = Fault {
+        signo: libc::SIGFPE,
+        code: FPE_INTDIV,
+        addr: CODE + 4,
+        write: None,
+    };
+    assert_eq!((ill, ill_rip), (Event::Fault(expected_ill), CODE));
+    assert_eq!((fpe, g.regs.rip), (Event::Fault(expected_fpe), CODE + 4));
 }
 
 #[test]
