@@ -1,9 +1,10 @@
 //! Stub processes: the code page and the creation of a stub.
 //!
 //! A stub is a host process whose address space holds nothing but one page
-//! of position-independent code at [`STUB_BASE`] (DESIGN.md point 3). It is
-//! created by the tracer thread with a raw `clone(SIGCHLD)` (a `fork`
-//! without glibc's atfork handlers). The child runs only raw,
+//! of position-independent code at [`STUB_BASE`] (DESIGN.md point 3). The
+//! first stub (the zygote, see `zygote.rs`; or every stub with
+//! `StubCreation::Fork`) is created by its tracer thread with a raw
+//! `clone(SIGCHLD)` (a `fork` without glibc's atfork handlers). The child runs only raw,
 //! async-signal-safe system calls (it is a copy of a multi-threaded process:
 //! it must not allocate or take locks):
 //!
@@ -24,11 +25,14 @@
 //!
 //! The code page then unmaps everything below and above itself (this also
 //! removes the host vDSO and vvar: the guest must not use the host's) and
-//! stops itself with `SIGSTOP`; the tracer sees that stop, sets
-//! `PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD` and the stub is ready.
+//! stops itself with `SIGSTOP`; the tracer sees that stop, sets its ptrace
+//! options (`spawn.rs`) and the stub is ready.
 //!
 //! The page also holds the `syscall; int3` sequence injected system calls
-//! run ([`StubPage::syscall_addr`]).
+//! run ([`StubPage::syscall_addr`]) and the zygote's clone sequence
+//! ([`StubPage::clone_addrs`]). Clones inherit everything above (no
+//! mappings but the page, the memory file as only fd, no rseq, the seccomp
+//! filter, unblocked signals) and only set their own `PR_SET_PDEATHSIG`.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -181,6 +185,8 @@ impl StubPage {
             std::ptr::addr_of!(sbx_stub_end) as usize,
         );
         let len = end - start;
+        // A build-time property of the asm above (about 0xa0 bytes), not
+        // of any input: a failure here is a bug caught by every test.
         assert!(len <= STUB_SIZE as usize, "stub code larger than its page");
         let addr = map_page()?;
         // SAFETY: `addr` is a fresh private RW mapping of STUB_SIZE bytes
