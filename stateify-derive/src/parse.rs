@@ -257,7 +257,7 @@ impl Container {
                     .map(|v| {
                         if let Some(attr) = v.attrs.iter().find(|a| a.path().is_ident("state")) {
                             errors.at(
-                                attr.span(),
+                                attr.path().span(),
                                 "state attributes are not supported on enum variants",
                             );
                         }

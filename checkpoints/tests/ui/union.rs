@@ -1,0 +1,9 @@
+use checkpoints::Stateify;
+
+#[derive(Stateify)]
+union Bits {
+    i: u32,
+    f: f32,
+}
+
+fn main() {}
