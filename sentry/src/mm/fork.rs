@@ -21,6 +21,8 @@ impl MemoryManager {
     /// pages touched later by either side are the same pages. The child's
     /// page table starts with nothing mapped in its (fresh, empty) stub;
     /// its pages fault in read-only and are copied on its first write.
+    /// `MADV_DONTFORK` ranges are left out of the child, `MADV_WIPEONFORK`
+    /// ranges come back empty (zero-filled on touch).
     pub fn fork(&mut self, ctx: &mut dyn Context) -> SysResult<MemoryManager> {
         let shared_anon: Vec<Vma> = self
             .vmas
@@ -32,9 +34,17 @@ impl MemoryManager {
             self.populate_range(&v, v.start, v.end)
                 .map_err(fault_errno)?;
         }
+        // Ranges the child does not inherit pages of.
+        let skipped: Vec<(u64, u64)> = self
+            .vmas
+            .values()
+            .filter(|v| v.dontfork || v.wipeonfork)
+            .map(|v| (v.start, v.end))
+            .collect();
+        let inherited = |a: u64| !skipped.iter().any(|&(s, e)| s <= a && a < e);
         let mut ptes = BTreeMap::new();
         let mut run: Option<(u64, u64)> = None;
-        for (&a, p) in &self.ptes {
+        for (&a, p) in self.ptes.iter().filter(|(&a, _)| inherited(a)) {
             ptes.insert(
                 a,
                 Pte {
@@ -56,7 +66,12 @@ impl MemoryManager {
         }
         let child = MemoryManager {
             mf: self.mf.clone(),
-            vmas: self.vmas.clone(),
+            vmas: self
+                .vmas
+                .iter()
+                .filter(|(_, v)| !v.dontfork)
+                .map(|(&k, v)| (k, v.clone()))
+                .collect(),
             ptes,
             max_addr: self.max_addr,
             mmap_base: self.mmap_base,

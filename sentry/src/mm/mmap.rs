@@ -93,6 +93,9 @@ const KNOWN_FLAGS: u64 = MAP_TYPE
 const MAP_32BIT_LO: u64 = 0x4000_0000;
 const MAP_32BIT_HI: u64 = 0x8000_0000;
 
+const MADV_WIPEONFORK: i32 = 18;
+const MADV_KEEPONFORK: i32 = 19;
+
 /// `PROT_*` bits mprotect accepts besides R/W/X.
 const PROT_GROWSDOWN: u64 = 0x0100_0000;
 const PROT_GROWSUP: u64 = 0x0200_0000;
@@ -212,6 +215,8 @@ impl MemoryManager {
             growsdown: flags & MAP_GROWSDOWN != 0,
             backing,
             name: VmaName::None,
+            dontfork: false,
+            wipeonfork: false,
         };
         self.vmas.insert(addr, vma);
         self.merge_range(addr, addr + len);
@@ -272,6 +277,8 @@ impl MemoryManager {
                 growsdown,
                 backing: VmaBacking::Anonymous,
                 name,
+                dontfork: false,
+                wipeonfork: false,
             },
         );
         self.merge_range(start, end);
@@ -392,14 +399,41 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// `MADV_DONTFORK`/`DOFORK`/`WIPEONFORK`/`KEEPONFORK`: sets the VMA
+    /// flags `fork` honours (Linux `VM_DONTCOPY`, `VM_WIPEONFORK`).
+    fn set_fork_advice(&mut self, start: u64, end: u64, advice: i32) -> SysResult<()> {
+        if start == end {
+            return Ok(());
+        }
+        self.check_covered(start, end, |v| {
+            if advice == MADV_WIPEONFORK && (v.shared || !v.is_anonymous()) {
+                Err(Errno::EINVAL.because("MADV_WIPEONFORK on a non-private-anonymous mapping"))
+            } else {
+                Ok(())
+            }
+        })?;
+        self.split_at(start);
+        self.split_at(end);
+        for v in self.vmas.range_mut(start..end).map(|(_, v)| v) {
+            match advice {
+                libc::MADV_DONTFORK => v.dontfork = true,
+                libc::MADV_DOFORK => v.dontfork = false,
+                MADV_WIPEONFORK => v.wipeonfork = true,
+                _ => v.wipeonfork = false,
+            }
+        }
+        self.merge_range(start, end);
+        Ok(())
+    }
+
     /// `madvise(2)` (Linux mm/madvise.c). `MADV_DONTNEED`: private pages
     /// are dropped (anonymous ones read back as zero, file ones as the
     /// file's contents) and their memory released; shared pages keep their
     /// contents and only leave the stub. `MADV_FREE`: like `DONTNEED` on
     /// private anonymous memory, `EINVAL` elsewhere. Hints that do not
-    /// change semantics are accepted and ignored; `MADV_DONTFORK` /
-    /// `MADV_WIPEONFORK` are accepted but not honoured (children get a
-    /// copy-on-write copy) — a known gap. Unknown advice: `EINVAL`.
+    /// change semantics are accepted and ignored. `MADV_DONTFORK` /
+    /// `MADV_WIPEONFORK` (and their inverses) are honoured by `fork`.
+    /// Unknown advice: `EINVAL`.
     pub fn madvise(
         &mut self,
         ctx: &mut dyn Context,
@@ -415,20 +449,19 @@ impl MemoryManager {
             .ok_or(Errno::EINVAL.because("madvise range overflows"))?;
         match advice {
             libc::MADV_DONTNEED | libc::MADV_FREE => {}
+            libc::MADV_DONTFORK | libc::MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
+                return self.set_fork_advice(addr, end, advice);
+            }
             libc::MADV_NORMAL
             | libc::MADV_RANDOM
             | libc::MADV_SEQUENTIAL
             | libc::MADV_WILLNEED
-            | libc::MADV_DONTFORK
-            | libc::MADV_DOFORK
             | libc::MADV_MERGEABLE
             | libc::MADV_UNMERGEABLE
             | libc::MADV_HUGEPAGE
             | libc::MADV_NOHUGEPAGE
             | libc::MADV_DONTDUMP
             | libc::MADV_DODUMP
-            | 18 // MADV_WIPEONFORK
-            | 19 // MADV_KEEPONFORK
             | 20 // MADV_COLD
             | 21 // MADV_PAGEOUT
             | 22 // MADV_POPULATE_READ

@@ -603,3 +603,24 @@ fn a_known_write_fault_on_a_cow_page_copies_at_once() {
     assert_eq!(prot, Prot::RW);
     assert_eq!(mf.refcount(old), 1);
 }
+
+#[test]
+fn dontfork_and_wipeonfork_shape_the_child() {
+    let (mf, mut parent, mut pctx) = setup();
+    parent
+        .mmap(&mut pctx, fixed(A, 3 * P, RW, PRIV_ANON))
+        .unwrap();
+    pctx.guest_write(&mut parent, &mf, A, b"a").unwrap();
+    pctx.guest_write(&mut parent, &mf, A + P, b"b").unwrap();
+    parent
+        .madvise(&mut pctx, A, P, libc::MADV_DONTFORK)
+        .unwrap();
+    parent.madvise(&mut pctx, A + P, P, 18).unwrap();
+    let mut child = parent.fork(&mut pctx).unwrap();
+    let mut cctx = TestCtx::new();
+    let gone = child.handle_fault(&mut cctx, A, None).unwrap_err();
+    assert!(matches!(gone, FaultError::NoMapping));
+    assert_eq!(cctx.guest_read(&mut child, &mf, A + P, 1).unwrap(), [0]);
+    assert_eq!(pctx.guest_read(&mut parent, &mf, A + P, 1).unwrap(), b"b");
+    assert_eq!(spans(&parent).len(), 3);
+}

@@ -41,6 +41,10 @@ pub struct Vma {
     pub growsdown: bool,
     pub backing: VmaBacking,
     pub name: VmaName,
+    /// `MADV_DONTFORK`: the child of a fork does not get this range.
+    pub dontfork: bool,
+    /// `MADV_WIPEONFORK`: the child gets this range empty (zero-filled).
+    pub wipeonfork: bool,
 }
 
 impl Vma {
@@ -90,6 +94,8 @@ impl Vma {
             || self.shared != next.shared
             || self.growsdown != next.growsdown
             || self.name != next.name
+            || self.dontfork != next.dontfork
+            || self.wipeonfork != next.wipeonfork
         {
             return false;
         }
