@@ -7,8 +7,9 @@
 //! permission rules for unprivileged callers.
 
 use crate::errno::{Errno, SysResult};
+use checkpoints::Stateify;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Stateify)]
 pub struct Credentials {
     pub ruid: u32,
     pub euid: u32,

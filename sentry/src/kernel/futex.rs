@@ -7,6 +7,7 @@
 //! spurious wake-ups, so this is correct if not minimal. The counts are
 //! kept so `FUTEX_WAKE` can report how many it woke.
 
+use checkpoints::Stateify;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -15,10 +16,11 @@ use crate::waiter::{WaitQueue, EVENT_ALL};
 /// A futex key.
 pub type FutexKey = (i32, u64);
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Stateify)]
 pub struct Futexes {
     /// Queue and number of registered waiters per key. Host objects: not
     /// saved (a waiting task is rewound to restart its futex call).
+    #[state(nosave)]
     table: Mutex<HashMap<FutexKey, (Arc<WaitQueue>, usize)>>,
 }
 

@@ -7,8 +7,9 @@
 //!
 //! Lock order: see [`super::task_set`].
 
+use checkpoints::Stateify;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use tracing::warn;
 
@@ -25,7 +26,7 @@ use crate::platform::{Platform, PlatformError};
 use crate::vfs::Vfs;
 
 /// `uname(2)` strings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Stateify)]
 pub struct Uname {
     pub sysname: String,
     pub nodename: String,
@@ -74,10 +75,13 @@ pub enum StartError {
 }
 
 /// The sandbox kernel. See the module docs.
+#[derive(Stateify)]
 pub struct Kernel {
-    /// The execution platform. Host object: not saved; the restoring
-    /// `sbx` passes a fresh one.
-    platform: Arc<dyn Platform>,
+    /// The execution platform. Host object: not saved (loaded empty); the
+    /// restoring `sbx` installs a fresh one with `set_platform` before any
+    /// task runs.
+    #[state(nosave)]
+    platform: OnceLock<Arc<dyn Platform>>,
     /// Guest memory.
     pub mf: Arc<MemoryFile>,
     /// The mount namespace (overlay root, /dev, /proc).
@@ -90,10 +94,13 @@ pub struct Kernel {
     unimplemented: Mutex<BTreeSet<u64>>,
     /// Futex wait queues (private, per address space: keyed by pid and
     /// address). Host objects; waiters re-register after restore.
+    #[state(nosave)]
     pub futexes: super::futex::Futexes,
     /// Init's exit status once it exited. Host-side completion signal:
-    /// not saved.
+    /// not saved (loaded empty).
+    #[state(nosave)]
     outcome: Mutex<Option<ExitStatus>>,
+    #[state(nosave)]
     outcome_cv: Condvar,
 }
 
@@ -105,8 +112,10 @@ impl std::fmt::Debug for Kernel {
 
 impl Kernel {
     pub fn new(platform: Arc<dyn Platform>, mf: Arc<MemoryFile>, vfs: Arc<Vfs>) -> Arc<Kernel> {
+        let cell = OnceLock::new();
+        let _ = cell.set(platform);
         Arc::new(Kernel {
-            platform,
+            platform: cell,
             mf,
             vfs,
             tasks: Mutex::new(TaskSet::default()),
@@ -124,13 +133,27 @@ impl Kernel {
         lock(&self.tasks)
     }
 
+    /// The platform.
+    ///
+    /// # Panics
+    /// Never for a kernel made by [`Kernel::new`]; a restored kernel must
+    /// get [`Kernel::set_platform`] before anything runs.
     pub fn platform(&self) -> &Arc<dyn Platform> {
-        &self.platform
+        #[allow(clippy::expect_used)]
+        self.platform
+            .get()
+            .expect("platform installed by Kernel::new or set_platform before use")
+    }
+
+    /// Installs the platform of a restored kernel. Returns `false` if one
+    /// was already set.
+    pub fn set_platform(&self, p: Arc<dyn Platform>) -> bool {
+        self.platform.set(p).is_ok()
     }
 
     /// Size of the XSAVE area of this host.
     pub fn fp_state_size(&self) -> usize {
-        self.platform.fp_state_size()
+        self.platform().fp_state_size()
     }
 
     /// Logs an unimplemented syscall, once per sandbox per number.
@@ -142,7 +165,7 @@ impl Kernel {
 
     /// A fresh, empty address space.
     pub fn new_mm(&self) -> MemoryManager {
-        MemoryManager::new(self.mf.clone(), self.platform.max_user_address())
+        MemoryManager::new(self.mf.clone(), self.platform().max_user_address())
     }
 
     /// Starts init: creates pid 1 on its own host thread, execs `spec`
@@ -228,7 +251,7 @@ impl Kernel {
         std::thread::Builder::new()
             .name(format!("task-{pid}"))
             .spawn(move || {
-                let ctx = match kernel.platform.new_context() {
+                let ctx = match kernel.platform().new_context() {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = tx.send(Err(StartError::Platform(e)));

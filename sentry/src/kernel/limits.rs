@@ -7,6 +7,7 @@
 //! and reported.
 
 use crate::errno::{Errno, SysResult};
+use checkpoints::Stateify;
 
 pub const RLIMIT_CPU: usize = 0;
 pub const RLIMIT_FSIZE: usize = 1;
@@ -22,14 +23,14 @@ pub const RLIMIT_NLIMITS: usize = 16;
 pub const RLIM_INFINITY: u64 = u64::MAX;
 
 /// One limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub struct Rlimit {
     pub cur: u64,
     pub max: u64,
 }
 
 /// All limits of a thread group.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Stateify)]
 pub struct Limits {
     pub limits: Vec<Rlimit>,
 }

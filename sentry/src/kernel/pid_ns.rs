@@ -5,6 +5,7 @@
 //! one allocated, wrapping to `RESERVED` past `pid_max`. The first process
 //! is 1 (init).
 
+use checkpoints::Stateify;
 use std::collections::BTreeSet;
 
 use crate::errno::{Errno, SysResult};
@@ -17,7 +18,7 @@ pub const PID_MAX: Pid = 32_768;
 /// After wrapping, allocation restarts above this (Linux `RESERVED_PIDS`).
 const RESERVED: Pid = 300;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Stateify)]
 pub struct PidNamespace {
     /// Ids in use (threads, processes, and ids kept alive by zombies).
     pub used: BTreeSet<Pid>,

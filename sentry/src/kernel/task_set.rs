@@ -12,6 +12,7 @@
 //! memory manager → vfs locks. A task's own host thread may take
 //! `Task::local` without `tasks`.
 
+use checkpoints::Stateify;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use super::task::Task;
 use super::thread_group::ThreadGroup;
 
 /// How a process ended, as `wait` reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub enum ExitStatus {
     /// `_exit(code)`.
     Exited(i32),
@@ -61,7 +62,7 @@ impl ExitStatus {
 
 /// Job-control state of a process, for `wait` with `WUNTRACED` /
 /// `WCONTINUED`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Stateify)]
 pub enum JobState {
     #[default]
     Running,
@@ -72,7 +73,7 @@ pub enum JobState {
 }
 
 /// One process (thread group) in the tree.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 pub struct Process {
     pub tg: Arc<ThreadGroup>,
     /// 0 for init (its parent is outside the sandbox).
@@ -102,7 +103,7 @@ pub struct Process {
 }
 
 /// Per-thread signal state.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 pub struct TaskEntry {
     pub task: Arc<Task>,
     pub mask: SigSet,
@@ -115,7 +116,7 @@ pub struct TaskEntry {
 }
 
 /// See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Stateify)]
 pub struct TaskSet {
     pub ns: PidNamespace,
     pub procs: BTreeMap<Pid, Process>,
@@ -285,6 +286,78 @@ impl TaskSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::signal::SIGUSR1;
+    use crate::kernel::task::TaskLocal;
+
+    /// A task set with one process (pid 1) whose task shares its thread
+    /// group, a pending signal and a child zombie.
+    fn sample(dir: &std::path::Path) -> TaskSet {
+        let vfs = crate::vfs::Vfs::new(dir).expect("vfs over a temp dir");
+        let mf = crate::mm::MemoryFile::with_capacity(1 << 24).expect("memory file");
+        let tg = ThreadGroup::new(
+            1,
+            Arc::new(std::sync::Mutex::new(crate::mm::MemoryManager::new(
+                mf,
+                1 << 40,
+            ))),
+            Arc::new(crate::vfs::FdTable::new()),
+            vfs.new_context(),
+            Default::default(),
+        );
+        let task = Task::new(1, tg.clone(), TaskLocal::default());
+        let mut ts = TaskSet::default();
+        ts.ns.alloc().expect("pid 1");
+        let mut pending = SigQueue::default();
+        pending.enqueue(SigInfo::kernel(SIGUSR1));
+        ts.procs.insert(
+            1,
+            Process {
+                tg,
+                ppid: 0,
+                pgid: 1,
+                sid: 1,
+                children: [2].into_iter().collect(),
+                threads: vec![1],
+                exit_signal: 17,
+                group_exit: None,
+                zombie: None,
+                job: JobState::Running,
+                actions: Default::default(),
+                pending,
+                start_time: 5,
+                did_exec: true,
+            },
+        );
+        ts.tasks.insert(
+            1,
+            TaskEntry {
+                task,
+                mask: SigSet(0x200),
+                saved_mask: None,
+                pending: Default::default(),
+                vfork_child: None,
+            },
+        );
+        ts
+    }
+
+    #[test]
+    fn task_set_round_trips_and_keeps_thread_groups_shared() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ts = sample(dir.path());
+        let saved = checkpoints::state::save(&ts).expect("save");
+        let back: TaskSet = checkpoints::state::load(&saved.bytes).expect("load");
+        let p = &back.procs[&1];
+        let e = &back.tasks[&1];
+        assert!(
+            Arc::ptr_eq(&p.tg, &e.task.tg),
+            "thread group shared by process and task"
+        );
+        assert_eq!(p.pending.set(), SigSet::of(SIGUSR1));
+        assert_eq!(e.mask, SigSet(0x200));
+        assert_eq!(p.children.iter().copied().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(back.ns.last, 1);
+    }
 
     #[test]
     fn wait_status_words_match_linux_macros() {

@@ -8,6 +8,7 @@
 //! Compare Linux `struct signal_struct` + `mm_struct` + `files_struct` +
 //! `fs_struct`, and gVisor `kernel/thread_group.go`.
 
+use checkpoints::Stateify;
 use std::sync::{Arc, Mutex};
 
 use super::limits::Limits;
@@ -17,12 +18,15 @@ use crate::vfs::{FdTable, FsContext};
 use crate::waiter::WaitQueue;
 
 /// A process's shared resources.
-#[derive(Debug)]
+#[derive(Debug, Stateify)]
 pub struct ThreadGroup {
     /// The pid (= the leader's tid). Immutable.
     pub pid: Pid,
     /// The address space; replaced by execve, taken (`None`) at exit so the
     /// memory is released while the zombie waits to be reaped.
+    // INTEGRATION: `nosave` only until `MemoryManager` derives Stateify
+    // (in progress in mm); then this field is saved.
+    #[state(nosave)]
     pub mm: Mutex<Option<Arc<Mutex<MemoryManager>>>>,
     /// The fd table; taken at exit so pipes see their ends close.
     pub fds: Mutex<Option<Arc<FdTable>>>,
@@ -34,7 +38,9 @@ pub struct ThreadGroup {
     pub exe: Mutex<String>,
     pub cmdline: Mutex<Vec<u8>>,
     /// Notified when a child exits, stops or continues (wait4/waitid sleep
-    /// here). Host object: not saved; waiters re-register after restore.
+    /// here). Host object: not saved (loaded empty); a task blocked in
+    /// wait is rewound to restart its syscall and re-registers.
+    #[state(nosave)]
     pub child_events: WaitQueue,
 }
 

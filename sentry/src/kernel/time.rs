@@ -9,6 +9,7 @@
 //! started (documented approximation: the sentry does not account guest
 //! CPU time separately from wall time).
 
+use checkpoints::Stateify;
 use std::time::Duration;
 
 use crate::errno::{Errno, SysResult};
@@ -29,7 +30,7 @@ pub const CLOCK_TAI: i32 = 11;
 pub type Nanos = i64;
 
 /// The sandbox's clocks.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Stateify)]
 pub struct Clocks {
     /// Added to the host monotonic clock to get the sandbox's. 0 at boot
     /// so the sandbox starts with the host's uptime; after restore it is

@@ -1,9 +1,10 @@
 //! The x86-64 register file as the kernel sees and saves it.
 
+use checkpoints::Stateify;
 /// General-purpose registers, in the layout of Linux's `user_regs_struct`
 /// (`arch/x86/include/asm/user_64.h`), so a platform can copy them to and
 /// from `PTRACE_GETREGS` field by field.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Stateify)]
 pub struct Registers {
     pub r15: u64,
     pub r14: u64,
@@ -50,7 +51,7 @@ impl Registers {
 /// legacy FXSAVE region (x87, MXCSR, XMM) followed by the XSAVE header and
 /// the enabled components (AVX, AVX-512, ...). Its size is the host's
 /// (`Platform::fp_state_size`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Stateify)]
 pub struct FpState {
     pub bytes: Vec<u8>,
 }

@@ -1,6 +1,7 @@
 //! Signal dispositions (`struct sigaction` as `rt_sigaction(2)` sees it).
 
 use super::{default_action, DefaultAction, SigSet, Signal, NSIG};
+use checkpoints::Stateify;
 
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
@@ -16,7 +17,7 @@ pub const SA_RESETHAND: u64 = 0x8000_0000;
 
 /// One disposition, in the x86-64 kernel `struct sigaction` layout order:
 /// handler, flags, restorer, mask (32 bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Stateify)]
 pub struct SigAction {
     pub handler: u64,
     pub flags: u64,
@@ -65,7 +66,7 @@ impl SigAction {
 
 /// The dispositions of one thread group (shared by its threads; Linux
 /// `struct sighand_struct`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Stateify)]
 pub struct SigActions {
     /// Index `sig - 1`.
     pub actions: Vec<SigAction>,

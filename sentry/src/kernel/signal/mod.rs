@@ -7,6 +7,7 @@
 //! All signal state lives under the task-set lock (see
 //! [`crate::kernel::TaskSet`]); the types here are plain data.
 
+use checkpoints::Stateify;
 pub mod action;
 pub mod frame;
 pub mod queue;
@@ -57,7 +58,7 @@ pub fn valid(sig: Signal) -> bool {
 }
 
 /// A set of signals, bit `n-1` for signal `n` (the kernel `sigset_t`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Stateify)]
 pub struct SigSet(pub u64);
 
 impl SigSet {
@@ -153,7 +154,7 @@ pub fn name(sig: Signal) -> &'static str {
 }
 
 /// The alternate signal stack of a task (`stack_t`, `sigaltstack(2)`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Stateify)]
 pub struct AltStack {
     pub sp: u64,
     pub size: u64,

@@ -6,6 +6,7 @@
 //! signals ahead of the rest (`next_signal`).
 
 use super::{SigSet, Signal, SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP};
+use checkpoints::Stateify;
 
 /// `si_code` values used by the sentry.
 pub const SI_USER: i32 = 0;
@@ -25,7 +26,7 @@ pub const SEGV_ACCERR: i32 = 2;
 /// Layout: `si_signo` @0, `si_errno` @4, `si_code` @8, then the union @16:
 /// kill/tkill `si_pid` @16 `si_uid` @20; SIGCHLD adds `si_status` @24;
 /// faults `si_addr` @16; rt/queue `si_value` @24.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub struct SigInfo {
     pub signo: i32,
     pub errno: i32,
@@ -114,7 +115,7 @@ impl SigInfo {
 }
 
 /// Signals pending on a task or a thread group.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Stateify)]
 pub struct SigQueue {
     /// In arrival order.
     pub entries: Vec<SigInfo>,

@@ -6,6 +6,7 @@
 //! (fork/vfork/clone), [`exec`], [`exit`] (exit, reaping, wait), [`mem`]
 //! (copy-in/out helpers), [`block`] (interruptible waits).
 
+use checkpoints::Stateify;
 pub mod block;
 pub mod clone;
 pub mod exec;
@@ -26,6 +27,7 @@ use crate::waiter::Waiter;
 pub use run::TaskRunner;
 
 /// A guest thread.
+#[derive(Stateify)]
 pub struct Task {
     /// Thread id (for a leader, also the pid). Immutable.
     pub tid: Pid,
@@ -33,10 +35,13 @@ pub struct Task {
     pub tg: Arc<ThreadGroup>,
     /// The task's wake-up latch: every interruptible wait sleeps on it and
     /// signal delivery / kernel pause wake it. Host object, not saved
-    /// (a fresh one is made on restore).
+    /// (loaded as a fresh waiter: no wake-up is pending across restore).
+    #[state(nosave)]
     pub waiter: Arc<Waiter>,
     /// Kicks the task's context out of application code. Host object, not
-    /// saved: set by the task's thread when it creates its context.
+    /// saved (loaded empty): set by the task's thread when it creates its
+    /// context after restore.
+    #[state(nosave)]
     interrupter: Mutex<Option<Arc<dyn Interrupter>>>,
     /// State owned by the task's own thread; other threads read it rarely
     /// (procfs, `/proc/<pid>/status`).
@@ -52,7 +57,7 @@ impl std::fmt::Debug for Task {
 }
 
 /// A restartable sleep (Linux `struct restart_block` for nanosleep).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub struct RestartBlock {
     /// Clock kind of the deadline (`time::ClockKind` as i32 id).
     pub clock: i32,
@@ -63,7 +68,7 @@ pub struct RestartBlock {
 }
 
 /// Task state that the task's own thread mutates.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Stateify)]
 pub struct TaskLocal {
     /// Registers at the last stop (kept current at every kernel entry, so
     /// a checkpoint sees them).
