@@ -127,6 +127,45 @@ impl FileDescription {
         *f = (*f & !SETFL_MASK) | (new & SETFL_MASK);
     }
 
+    /// The type of the file (for `Location::File` and `S_IFMT`).
+    pub fn file_type(&self) -> FileType {
+        match &self.kind {
+            FileKind::Regular(_) => FileType::Regular,
+            FileKind::Directory { .. } => FileType::Directory,
+            FileKind::Path(loc) => loc.file_type(),
+            FileKind::Pipe(_) => FileType::Fifo,
+            FileKind::Device(_) => FileType::CharDevice,
+            FileKind::Proc { node, .. } => node.file_type(),
+            FileKind::Host(h) => h
+                .fstat()
+                .ok()
+                .and_then(|st| st.file_type())
+                .unwrap_or(FileType::CharDevice),
+        }
+    }
+
+    /// A new description of the same open file, for an `open` through a
+    /// `/proc/<pid>/fd` magic link of a file without a path (Linux reopens
+    /// the inode: a pipe gets a new end of the requested direction).
+    pub fn reopen(&self, flags: u32) -> SysResult<Arc<FileDescription>> {
+        let acc = flags & libc::O_ACCMODE as u32;
+        let kind = match &self.kind {
+            FileKind::Pipe(end) => {
+                let write = if acc == libc::O_RDONLY as u32 {
+                    false
+                } else if acc == libc::O_WRONLY as u32 {
+                    true
+                } else {
+                    return Err(Errno::EINVAL.because("O_RDWR reopen of a pipe"));
+                };
+                FileKind::Pipe(end.reopen(write))
+            }
+            FileKind::Host(h) => FileKind::Host(h.clone()),
+            _ => return Err(Errno::ENXIO.because("reopen of a file with a path")),
+        };
+        Ok(FileDescription::new(kind, flags, self.proc_target()))
+    }
+
     /// Whether `O_NONBLOCK` is set.
     pub fn is_nonblocking(&self) -> bool {
         self.status_flags() & libc::O_NONBLOCK as u32 != 0

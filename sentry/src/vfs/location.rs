@@ -8,6 +8,7 @@ use checkpoints::Stateify;
 
 use crate::errno::{Errno, SysResult};
 use crate::vfs::dev::DevNode;
+use crate::vfs::file::FileDescription;
 use crate::vfs::overlay::{DirEntry, Node};
 use crate::vfs::proc::{ProcNode, ProcSource};
 use crate::vfs::stat::{FileType, Stat};
@@ -19,6 +20,9 @@ pub enum Location {
     Overlay(Arc<Node>),
     Dev(DevNode),
     Proc(ProcNode),
+    /// An open file reached through a `/proc/<pid>/fd` magic link that has
+    /// no place in the tree (a pipe, a host file). Never a directory.
+    File(Arc<FileDescription>),
 }
 
 impl PartialEq for Location {
@@ -27,6 +31,7 @@ impl PartialEq for Location {
             (Location::Overlay(a), Location::Overlay(b)) => Arc::ptr_eq(a, b),
             (Location::Dev(a), Location::Dev(b)) => a == b,
             (Location::Proc(a), Location::Proc(b)) => a == b,
+            (Location::File(a), Location::File(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -39,6 +44,7 @@ impl Location {
             Location::Overlay(n) => n.file_type(),
             Location::Dev(d) => d.file_type(),
             Location::Proc(p) => p.file_type(),
+            Location::File(f) => f.file_type(),
         }
     }
 
@@ -53,6 +59,7 @@ impl Location {
             Location::Overlay(n) => n.stat(),
             Location::Dev(d) => d.stat(),
             Location::Proc(p) => p.stat(src),
+            Location::File(f) => f.fstat(src).unwrap_or_default(),
         }
     }
 
@@ -62,6 +69,7 @@ impl Location {
             Location::Overlay(n) => n.readlink(),
             Location::Dev(d) => d.readlink(),
             Location::Proc(p) => p.readlink(src),
+            Location::File(_) => Err(Errno::EINVAL.because("not a symlink")),
         }
     }
 
@@ -72,6 +80,7 @@ impl Location {
             Location::Overlay(n) => n.lookup(name).map(Location::Overlay),
             Location::Dev(d) => d.lookup(name).map(Location::Dev),
             Location::Proc(p) => p.lookup(name, src).map(Location::Proc),
+            Location::File(_) => Err(Errno::ENOTDIR),
         }
     }
 
@@ -91,6 +100,7 @@ impl Location {
             Location::Dev(DevNode::Root) => Ok(conv(DevNode::list())),
             Location::Dev(_) => Err(Errno::ENOTDIR),
             Location::Proc(p) => p.list(src).map(conv),
+            Location::File(_) => Err(Errno::ENOTDIR),
         }
     }
 

@@ -154,6 +154,12 @@ impl Vfs {
                     }
                     if loc.file_type() == FileType::Symlink && (follow || pn.trailing_slash) {
                         r.count_link()?;
+                        if let Some(open) = r.magic_link(&loc) {
+                            if excl {
+                                return Err(Errno::EEXIST);
+                            }
+                            break (pn, open);
+                        }
                         cur_path = loc.readlink(src)?;
                         if cur_path.is_empty() {
                             return Err(Errno::ENOENT.because("empty symlink"));
@@ -202,6 +208,16 @@ impl Vfs {
                 .map(|d| join_path(&d, &pn.name))
                 .unwrap_or_else(|_| path.to_vec())
         };
+        if let Location::File(f) = &loc {
+            if o_path {
+                return Ok(FileDescription::new(
+                    FileKind::Path(loc.clone()),
+                    flags & libc::O_PATH as u32,
+                    f.proc_target(),
+                ));
+            }
+            return f.reopen(flags);
+        }
         if o_path {
             let keep = (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW) as u32;
             return Ok(FileDescription::new(

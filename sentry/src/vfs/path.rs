@@ -107,6 +107,8 @@ impl<'a> Resolver<'a> {
             }
             Location::Dev(_) => Location::Dev(DevNode::Root),
             Location::Proc(p) => Location::Proc(p.parent().unwrap_or(ProcNode::Root)),
+            // Not a directory: walks check that before `..`.
+            Location::File(_) => cur.clone(),
         }
     }
 
@@ -126,6 +128,17 @@ impl<'a> Resolver<'a> {
             }
         }
         cur.lookup_child(name, self.src)
+    }
+
+    /// Follows a `/proc/<pid>/fd/<n>` "magic" link: its target is the open
+    /// file itself, not the path its text names (Linux `proc_fd_link`).
+    /// `None` for other symlinks, or when the kernel offers no file.
+    pub fn magic_link(&self, link: &Location) -> Option<Location> {
+        let Location::Proc(ProcNode::Fd(pid, fd)) = link else {
+            return None;
+        };
+        let f = self.src.fd_file(*pid, *fd)?;
+        Some(f.location().unwrap_or(Location::File(f)))
     }
 
     /// Walks `comps` from `cur`. The last component is followed if it is
@@ -155,6 +168,10 @@ impl<'a> Resolver<'a> {
             let is_last = comps.is_empty();
             if next.file_type() == FileType::Symlink && (!is_last || follow_last || must_dir) {
                 self.count_link()?;
+                if let Some(open) = self.magic_link(&next) {
+                    cur = open;
+                    continue;
+                }
                 let target = next.readlink(self.src)?;
                 if target.is_empty() {
                     return Err(Errno::ENOENT.because("empty symlink"));

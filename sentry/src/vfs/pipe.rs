@@ -118,6 +118,11 @@ impl PipeEnd {
         }
     }
 
+    /// Another end of the same pipe (a reopen through `/proc/<pid>/fd`).
+    pub fn reopen(&self, write: bool) -> PipeEnd {
+        PipeEnd::new(&self.pipe, write)
+    }
+
     /// The pipe.
     pub fn pipe(&self) -> &Arc<Pipe> {
         &self.pipe

@@ -8,7 +8,10 @@
 
 use checkpoints::Stateify;
 
+use std::sync::Arc;
+
 use crate::errno::{Errno, SysResult};
+use crate::vfs::file::FileDescription;
 use crate::vfs::stat::{FileType, Stat, Timespec};
 
 /// The device number of the synthetic procfs (an anonymous device).
@@ -36,6 +39,13 @@ pub trait ProcSource {
     fn stat_text(&self, pid: i32) -> Option<Vec<u8>>;
     /// `/proc/<pid>/cmdline` bytes (NUL-separated arguments).
     fn cmdline(&self, pid: i32) -> Option<Vec<u8>>;
+    /// The open file behind `/proc/<pid>/fd/<fd>`, so that opening that
+    /// link (or `/dev/stdin`, `/dev/fd/N`) reaches the file itself even
+    /// when it has no path (pipes, host stdio). `None` makes the link an
+    /// ordinary symlink to its text.
+    fn fd_file(&self, _pid: i32, _fd: i32) -> Option<Arc<FileDescription>> {
+        None
+    }
     /// `/proc/<pid>/environ` bytes.
     fn environ(&self, _pid: i32) -> Option<Vec<u8>> {
         Some(Vec::new())

@@ -802,3 +802,97 @@ fn lower_file_changed_after_checkpoint_is_refused() {
         .unwrap();
     assert_eq!(f.read(&mut [0u8; 8]).unwrap_err().code(), libc::EIO);
 }
+
+/// A fake kernel whose process 7 has the fds of `self.0`.
+struct WithFds(FdTable);
+
+impl ProcSource for WithFds {
+    fn current_pid(&self) -> i32 {
+        7
+    }
+    fn pids(&self) -> Vec<i32> {
+        vec![7]
+    }
+    fn exe_path(&self, _: i32) -> Option<Vec<u8>> {
+        None
+    }
+    fn cwd_path(&self, _: i32) -> Option<Vec<u8>> {
+        None
+    }
+    fn fd_targets(&self, _: i32) -> Option<Vec<(i32, Vec<u8>)>> {
+        Some(self.0.proc_fd_targets())
+    }
+    fn maps_text(&self, _: i32) -> Option<Vec<u8>> {
+        None
+    }
+    fn status_text(&self, _: i32) -> Option<Vec<u8>> {
+        None
+    }
+    fn stat_text(&self, _: i32) -> Option<Vec<u8>> {
+        None
+    }
+    fn cmdline(&self, _: i32) -> Option<Vec<u8>> {
+        None
+    }
+    fn fd_file(&self, _: i32, fd: i32) -> Option<std::sync::Arc<FileDescription>> {
+        self.0.get(fd).ok()
+    }
+}
+
+#[test]
+fn dev_stdin_of_a_pipe_reopens_the_pipe_itself() {
+    let fx = fixture();
+    let src = WithFds(FdTable::new());
+    let (r, w) = FileDescription::new_pipe(0);
+    let (rfd, _) = src.0.install_pair(r, w.clone(), false).unwrap();
+    assert_eq!(rfd, 0);
+    w.write(b"piped").unwrap();
+    let target = fx
+        .vfs
+        .readlink(&fx.ctx, At::Cwd, b"/proc/self/fd/0", &src)
+        .unwrap();
+    assert!(target.starts_with(b"pipe:["));
+
+    let f = fx
+        .vfs
+        .open(&fx.ctx, At::Cwd, b"/dev/stdin", RO, 0, ROOT, &src)
+        .unwrap();
+
+    let mut buf = [0u8; 8];
+    assert_eq!(f.read(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"piped");
+    assert_eq!(f.fstat(&src).unwrap().mode & libc::S_IFMT, libc::S_IFIFO);
+}
+
+#[test]
+fn proc_fd_link_of_a_regular_file_reaches_the_file() {
+    let fx = fixture();
+    let src = WithFds(FdTable::new());
+    let f = fx.open("/data/a.txt", RO).unwrap();
+    src.0.install(f, false, 0).unwrap();
+    assert_eq!(
+        fx.vfs
+            .readlink(&fx.ctx, At::Cwd, b"/dev/fd/0", &src)
+            .unwrap(),
+        b"/data/a.txt"
+    );
+    // Rename the file: the magic link still reaches it (its text would not).
+    fx.vfs
+        .rename(
+            &fx.ctx,
+            At::Cwd,
+            b"/data/a.txt",
+            At::Cwd,
+            b"/data/z.txt",
+            0,
+            &src,
+        )
+        .unwrap();
+    let again = fx
+        .vfs
+        .open(&fx.ctx, At::Cwd, b"/proc/7/fd/0", RO, 0, ROOT, &src)
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(again.read(&mut buf).unwrap(), 7);
+    assert_eq!(&buf[..7], b"lower a");
+}
