@@ -112,6 +112,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Resizes file data to `len`, zero-filling; `ENOSPC` instead of aborting
+/// the sentry when the host cannot provide the memory (the overlay is the
+/// sandbox's disk: a full disk is what the guest should see).
+fn resize(data: &mut Vec<u8>, len: usize) -> SysResult<()> {
+    if len > data.len() {
+        data.try_reserve_exact(len - data.len())
+            .map_err(|_| Errno::ENOSPC.because("overlay memory exhausted"))?;
+    }
+    data.resize(len, 0);
+    if data.capacity() > 2 * len.max(4096) {
+        data.shrink_to_fit();
+    }
+    Ok(())
+}
+
 impl Node {
     /// A node for the lower entry at `rel` whose host `lstat` is `st`.
     pub(crate) fn from_lower(
@@ -327,7 +342,8 @@ impl Node {
                     return Err(Errno::EFBIG.because("lower file too large to copy up"));
                 }
                 let f = self.lower_file(&rel, s.lower_size, s.mtime)?;
-                let mut data = vec![0u8; s.lower_size as usize];
+                let mut data = Vec::new();
+                resize(&mut data, s.lower_size as usize)?;
                 let mut done = 0;
                 while done < data.len() {
                     match f.read_at(&mut data[done..], done as u64) {
@@ -380,7 +396,7 @@ impl Node {
             return Ok(0);
         }
         if (s.data.len() as u64) < end {
-            s.data.resize(end as usize, 0);
+            resize(&mut s.data, end as usize)?;
         }
         s.data[off as usize..end as usize].copy_from_slice(buf);
         let now = Timespec::now();
@@ -401,7 +417,7 @@ impl Node {
             return Err(Errno::EFBIG.because("overlay file size limit"));
         }
         self.copy_up_locked(&mut s)?;
-        s.data.resize(len as usize, 0);
+        resize(&mut s.data, len as usize)?;
         let now = Timespec::now();
         s.mtime = now;
         s.ctime = now;
