@@ -50,6 +50,13 @@ pub struct Pte {
 }
 
 /// One address space.
+///
+/// Checkpoint: derives `Stateify`. The memory file is shared (`Arc`) with
+/// the kernel and other address spaces and comes back shared; page-table
+/// entries come back with nothing mapped in the stub (`Pte::stub` is
+/// `nosave`), so a restored process simply faults its pages into its new
+/// stub.
+#[derive(Stateify)]
 pub struct MemoryManager {
     pub(super) mf: Arc<MemoryFile>,
     /// VMAs by start address.
@@ -67,7 +74,9 @@ pub struct MemoryManager {
     pub(super) brk: u64,
     /// The page of the last fault that found the page already mapped with
     /// the needed permission (see `fault.rs`: one retry is granted, since a
-    /// sibling thread may have mapped it after this one faulted).
+    /// sibling thread may have mapped it after this one faulted). Fault
+    /// bookkeeping only: not saved, `None` after restore.
+    #[state(nosave)]
     pub(super) last_spurious: Option<u64>,
 }
 

@@ -624,3 +624,48 @@ fn dontfork_and_wipeonfork_shape_the_child() {
     assert_eq!(pctx.guest_read(&mut parent, &mf, A + P, 1).unwrap(), b"b");
     assert_eq!(spans(&parent).len(), 3);
 }
+
+#[test]
+fn address_spaces_round_trip_through_a_checkpoint() {
+    let (mf, mut parent, mut pctx) = setup();
+    let (_tmp, file) = temp_file(b"file contents");
+    parent
+        .mmap(&mut pctx, fixed(A, 2 * P, RW, PRIV_ANON))
+        .unwrap();
+    let req = MmapRequest {
+        addr: A + 10 * P,
+        len: P,
+        prot: libc::PROT_READ as u64,
+        flags: (libc::MAP_PRIVATE | libc::MAP_FIXED) as u64,
+        file: Some(MmapFile {
+            file,
+            readable: true,
+            writable: false,
+        }),
+        offset: 0,
+    };
+    parent.mmap(&mut pctx, req).unwrap();
+    pctx.guest_write(&mut parent, &mf, A, b"before").unwrap();
+    let child = parent.fork(&mut pctx).unwrap();
+    let maps = parent.maps_text();
+    let graph = (mf.clone(), parent, child);
+    let saved = checkpoints::state::save(&graph).unwrap();
+    let (mf2, mut parent2, mut child2): (Arc<MemoryFile>, MemoryManager, MemoryManager) =
+        checkpoints::state::load(&saved).unwrap();
+    let stub_after_load = parent2.pte(A).unwrap().stub;
+    for (off, len) in mf.used_ranges() {
+        mf2.write(off, mf.slice(off, len).unwrap()).unwrap();
+    }
+    let (mut p2, mut c2) = (TestCtx::new(), TestCtx::new());
+    c2.guest_write(&mut child2, &mf2, A, b"child!").unwrap();
+    assert!(Arc::ptr_eq(parent2.memory_file(), &mf2));
+    assert!(Arc::ptr_eq(child2.memory_file(), &mf2));
+    assert_eq!(parent2.maps_text(), maps);
+    assert_eq!(p2.guest_read(&mut parent2, &mf2, A, 6).unwrap(), b"before");
+    assert_eq!(c2.guest_read(&mut child2, &mf2, A, 6).unwrap(), b"child!");
+    assert_eq!(
+        p2.guest_read(&mut parent2, &mf2, A + 10 * P, 4).unwrap(),
+        b"file"
+    );
+    assert_eq!(stub_after_load, None, "a restored stub starts empty");
+}

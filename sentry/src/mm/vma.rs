@@ -6,8 +6,26 @@ use checkpoints::Stateify;
 use crate::platform::Prot;
 use crate::vfs::MappedFile;
 
+/// `Prot` (a platform type) saved as its `PROT_*` bits.
+pub(super) mod prot_state {
+    use crate::platform::Prot;
+    use checkpoints::state::{Decoder, Encoder, LoadError, SaveError};
+
+    /// Schema contribution: "prot as u8 PROT_* bits", version 1.
+    pub const FINGERPRINT: u64 = 0x5052_4f54_5538_0001;
+
+    pub fn save(p: &Prot, enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.serialize(&(p.bits() as u8))
+    }
+
+    pub fn load(dec: &mut Decoder<'_>) -> Result<Prot, LoadError> {
+        let bits: u8 = dec.deserialize()?;
+        Ok(Prot::from_bits(bits as u64))
+    }
+}
+
 /// What a VMA maps.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Stateify)]
 pub enum VmaBacking {
     /// Anonymous memory: zero-filled on first touch.
     Anonymous,
@@ -24,14 +42,16 @@ pub enum VmaName {
 }
 
 /// One mapping `[start, end)` (page-aligned, non-empty).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Stateify)]
 pub struct Vma {
     pub start: u64,
     pub end: u64,
     /// Current protection (`PROT_*`).
+    #[state(with = "prot_state")]
     pub prot: Prot,
     /// The most `mprotect` may grant (Linux `VM_MAY*`): a shared file
     /// mapping never gets write (see `MemoryManager::mmap`).
+    #[state(with = "prot_state")]
     pub max_prot: Prot,
     /// `MAP_SHARED`: pages are shared with other address spaces after
     /// fork (never copy-on-write).
