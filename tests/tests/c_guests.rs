@@ -110,3 +110,16 @@ fn unimplemented_syscalls_return_enosys() {
         "unimplemented syscall is logged by name: {log}"
     );
 }
+
+/// Random syscalls with hostile arguments never take the sentry down:
+/// every child either finishes, dies of a signal, or is killed, and the
+/// sandbox keeps working afterwards (the guest checks fork + pipe).
+#[test]
+fn random_syscalls_do_not_crash_the_sentry() {
+    let exe = guest("sysfuzz", Link::Static);
+    let r = run_sbx(&[path(&exe), "7", "12"], &Opts::default());
+    let log = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.stdout_str(), "OK\n", "stderr: {log}");
+    assert_eq!(r.status, 0);
+    assert!(!log.contains("panicked"), "sentry panicked: {log}");
+}

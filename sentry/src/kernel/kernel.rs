@@ -281,7 +281,7 @@ impl Kernel {
 
     /// Called by init's thread when init exited: records the status and
     /// kills every other task.
-    pub(super) fn init_exited(&self, status: ExitStatus) {
+    pub(crate) fn init_exited(&self, status: ExitStatus) {
         {
             let mut ts = self.tasks();
             super::task::exit::kill_all(&mut ts);

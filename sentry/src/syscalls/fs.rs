@@ -1043,7 +1043,13 @@ fn xattr_target(t: &mut TaskRunner, path_addr: u64, follow: bool) -> SysResult<(
 }
 
 fn xattr_name(t: &mut TaskRunner, addr: u64) -> SysResult<()> {
-    let n = t.read_cstring(addr, 256).map_err(|e| if e.code() == libc::ENAMETOOLONG { Errno::ERANGE } else { e })?;
+    let n = t.read_cstring(addr, 256).map_err(|e| {
+        if e.code() == libc::ENAMETOOLONG {
+            Errno::ERANGE
+        } else {
+            e
+        }
+    })?;
     if n.is_empty() {
         return Err(Errno::ERANGE);
     }

@@ -120,7 +120,10 @@ pub fn mincore(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let m = mm(t)?;
     {
         let g = lock(&m);
-        let end = a[0].checked_add(pages * 4096).ok_or(Errno::ENOMEM)?;
+        let end = pages
+            .checked_mul(4096)
+            .and_then(|l| a[0].checked_add(l))
+            .ok_or(Errno::ENOMEM)?;
         let mut addr = a[0];
         while addr < end {
             let v = g.find_vma(addr).ok_or(Errno::ENOMEM)?;

@@ -98,7 +98,7 @@ pub fn wait4(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
             let ts = t.kernel.tasks();
             WaitTarget::Pgid(ts.procs.get(&t.pid()).map(|p| p.pgid).unwrap_or(0))
         }
-        p if p < -1 => WaitTarget::Pgid(-p),
+        p if p < -1 => WaitTarget::Pgid(p.checked_neg().ok_or(Errno::ECHILD)?),
         p => WaitTarget::Pid(p),
     };
     match t.wait_child(target, options | WEXITED)? {

@@ -66,8 +66,11 @@ impl SigSet {
     /// SIGKILL and SIGSTOP can never be blocked, caught or ignored.
     pub const UNBLOCKABLE: SigSet = SigSet((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)));
 
+    /// The set holding `sig` (empty for an invalid number).
     pub fn of(sig: Signal) -> SigSet {
-        SigSet(1u64 << (sig - 1))
+        let mut s = SigSet::EMPTY;
+        s.add(sig);
+        s
     }
     pub fn has(self, sig: Signal) -> bool {
         valid(sig) && self.0 & (1u64 << (sig - 1)) != 0

@@ -9,7 +9,11 @@ use super::super::signal::action::{SA_NOCLDWAIT, SIG_IGN};
 use super::super::signal::{SigInfo, SIGCHLD, SIGKILL};
 use super::super::task_set::{ExitStatus, JobState, TaskSet};
 use super::super::thread_group::lock;
+use std::sync::Arc;
+
+use super::super::kernel::Kernel;
 use super::run::TaskRunner;
+use super::Task;
 use crate::errno::{Errno, SysResult};
 use crate::waiter::{Registration, EVENT_ALL};
 
@@ -45,8 +49,6 @@ pub struct WaitResult {
 impl TaskRunner {
     /// Ends this thread (and, with `group`, its whole process).
     pub(super) fn exit(&mut self, status: ExitStatus, group: bool) {
-        let tid = self.tid();
-        let pid = self.pid();
         // clear_child_tid: zero the word (and wake futex waiters, Linux
         // mm_release); errors are ignored like Linux.
         let ctid = self.task.local().clear_child_tid;
@@ -55,61 +57,13 @@ impl TaskRunner {
             crate::syscalls::futex_wake_addr(self, ctid, 1);
         }
         self.task.set_interrupter(None);
-        let mut ts = self.kernel.tasks();
-        if group {
-            if let Some(p) = ts.procs.get_mut(&pid) {
-                if p.group_exit.is_none() {
-                    p.group_exit = Some(status);
-                }
-                for t in p.threads.clone() {
-                    if t != tid {
-                        if let Some(e) = ts.tasks.get(&t) {
-                            e.task.kick();
-                        }
-                    }
-                }
-            }
-        }
-        ts.tasks.remove(&tid);
-        if tid != pid {
-            ts.ns.free(tid);
-        }
-        let Some(p) = ts.procs.get_mut(&pid) else {
-            return;
-        };
-        p.threads.retain(|t| *t != tid);
-        if !p.threads.is_empty() {
-            return;
-        }
-        let final_status = p.group_exit.unwrap_or(status);
-        // Release the address space and the files now: pipe ends close,
-        // memory is freed, before anyone reaps the zombie.
-        let tg = p.tg.clone();
-        let mm = lock(&tg.mm).take();
-        let fds = lock(&tg.fds).take();
-        self.release_vfork_parent_locked(&mut ts);
-        exit_notify(&mut ts, pid, final_status);
-        let init_gone = pid == 1;
-        drop(ts);
-        drop(mm);
-        drop(fds);
-        debug!(pid, ?final_status, "process exited");
-        if init_gone {
-            info!(?final_status, "init exited; shutting the sandbox down");
-            self.kernel.init_exited(final_status);
-        }
+        exit_task(&self.kernel, &self.task, status, group);
     }
 
     /// Releases a parent sleeping in vfork for this task (exec or exit;
     /// Linux `mm_release` → `complete_vfork_done`).
     pub(super) fn release_vfork_parent_locked(&self, ts: &mut TaskSet) {
-        let me = self.tid();
-        for e in ts.tasks.values_mut() {
-            if e.vfork_child == Some(me) {
-                e.vfork_child = None;
-                e.task.kick();
-            }
-        }
+        release_vfork_parent(ts, self.tid());
     }
 
     /// `wait4`/`waitid` (Linux `do_wait`): sleeps until a selected child
@@ -301,5 +255,70 @@ pub fn kill_all(ts: &mut TaskSet) {
                 }
             }
         }
+    }
+}
+
+/// Releases a parent sleeping in vfork for `child`.
+fn release_vfork_parent(ts: &mut TaskSet, child: Pid) {
+    for e in ts.tasks.values_mut() {
+        if e.vfork_child == Some(child) {
+            e.vfork_child = None;
+            e.task.kick();
+        }
+    }
+}
+
+/// The kernel side of a thread's exit (Linux `do_exit` after
+/// `exit_mm`): leaves the task set; the last thread of a process makes it
+/// a zombie, releases its memory and files, and notifies the parent; init's
+/// exit ends the sandbox. Needs no platform context, so it also cleans up
+/// after a task thread that died unexpectedly.
+pub fn exit_task(kernel: &Kernel, task: &Arc<Task>, status: ExitStatus, group: bool) {
+    let tid = task.tid;
+    let pid = task.tg.pid;
+    let mut ts = kernel.tasks();
+    if group {
+        if let Some(p) = ts.procs.get_mut(&pid) {
+            if p.group_exit.is_none() {
+                p.group_exit = Some(status);
+            }
+            for t in p.threads.clone() {
+                if t != tid {
+                    if let Some(e) = ts.tasks.get(&t) {
+                        e.task.kick();
+                    }
+                }
+            }
+        }
+    }
+    if ts.tasks.remove(&tid).is_none() {
+        return;
+    }
+    if tid != pid {
+        ts.ns.free(tid);
+    }
+    let Some(p) = ts.procs.get_mut(&pid) else {
+        return;
+    };
+    p.threads.retain(|t| *t != tid);
+    if !p.threads.is_empty() {
+        return;
+    }
+    let final_status = p.group_exit.unwrap_or(status);
+    // Release the address space and the files now: pipe ends close,
+    // memory is freed, before anyone reaps the zombie.
+    let tg = p.tg.clone();
+    let mm = lock(&tg.mm).take();
+    let fds = lock(&tg.fds).take();
+    release_vfork_parent(&mut ts, tid);
+    exit_notify(&mut ts, pid, final_status);
+    let init_gone = pid == 1;
+    drop(ts);
+    drop(mm);
+    drop(fds);
+    debug!(pid, ?final_status, "process exited");
+    if init_gone {
+        info!(?final_status, "init exited; shutting the sandbox down");
+        kernel.init_exited(final_status);
     }
 }

@@ -95,8 +95,32 @@ impl TaskRunner {
         self.task.tg.pid
     }
 
-    /// Runs the task until it exits.
-    pub fn run(mut self) {
+    /// Runs the task until it exits. A panic in the sentry while running
+    /// it (a sentry bug, never guest input) is contained: the task's
+    /// process is killed (SIGKILL) and the rest of the sandbox goes on.
+    pub fn run(self) {
+        let kernel = self.kernel.clone();
+        let task = self.task.clone();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || self.run_loop()));
+        if r.is_err() {
+            error!(
+                tid = task.tid,
+                "sentry bug: task thread panicked; killing its process"
+            );
+            task.set_interrupter(None);
+            super::exit::exit_task(
+                &kernel,
+                &task,
+                ExitStatus::Signaled {
+                    sig: super::super::signal::SIGKILL,
+                    core: false,
+                },
+                true,
+            );
+        }
+    }
+
+    fn run_loop(mut self) {
         loop {
             match self.state {
                 RunState::CheckSignals => {
