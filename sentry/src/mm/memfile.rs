@@ -320,6 +320,13 @@ impl MemoryFile {
         self.lock().pages.refcount(off / PAGE_SIZE)
     }
 
+    /// Length in bytes of the allocated part of the file (every used range
+    /// lies below it): the size of the view a checkpoint writer takes with
+    /// `slice(0, size())`.
+    pub fn size(&self) -> u64 {
+        self.lock().pages.end() * PAGE_SIZE
+    }
+
     /// Bytes in use (pages with a non-zero reference count).
     pub fn used_bytes(&self) -> u64 {
         self.lock().pages.used_pages() * PAGE_SIZE
@@ -457,6 +464,11 @@ mod tests {
             vec![(a, PAGE_SIZE), (a + 2 * PAGE_SIZE, PAGE_SIZE)]
         );
         assert_eq!(&buf, b"kept");
+        assert_eq!(restored.size(), 3 * PAGE_SIZE);
+        assert_eq!(
+            restored.slice(0, restored.size()).unwrap().len(),
+            3 * PAGE_SIZE as usize
+        );
         assert_eq!(restored.refcount(a + PAGE_SIZE), 0);
         assert_eq!(restored.allocate(1, true).unwrap(), a + PAGE_SIZE);
     }
