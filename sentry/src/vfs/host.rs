@@ -519,3 +519,98 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod pty_tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    /// A pseudo-terminal pair (master, slave) from the host.
+    fn pty() -> (OwnedFd, OwnedFd) {
+        // SAFETY: plain libc calls on fds we create and own; the name
+        // pointer returned by ptsname is used before any other pty call.
+        unsafe {
+            let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            assert!(m >= 0);
+            assert_eq!(libc::grantpt(m), 0);
+            assert_eq!(libc::unlockpt(m), 0);
+            let name = libc::ptsname(m);
+            assert!(!name.is_null());
+            let s = libc::open(name, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            assert!(s >= 0);
+            (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s))
+        }
+    }
+
+    #[test]
+    fn window_size_set_then_get_round_trips_through_the_host_tty() {
+        let (_m, s) = pty();
+        let f = HostFile::from_fd(HostFileKind::Stdio(1), s);
+        assert!(f.is_tty());
+        // struct winsize { rows 33, cols 101, xpixel 0, ypixel 0 }
+        let ws = [33u8, 0, 101, 0, 0, 0, 0, 0];
+        assert_eq!(ioctl_input_len(libc::TIOCSWINSZ as u32), 8);
+        f.ioctl(libc::TIOCSWINSZ as u32, &ws).unwrap();
+        let got = f.ioctl(libc::TIOCGWINSZ as u32, &[]).unwrap();
+        assert_eq!(
+            got,
+            IoctlOutcome::Done {
+                ret: 0,
+                out: ws.to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn termios_get_set_uses_the_36_byte_kernel_struct() {
+        let (_m, s) = pty();
+        let f = HostFile::from_fd(HostFileKind::Stdio(0), s);
+        let IoctlOutcome::Done { out: mut t, .. } = f.ioctl(libc::TCGETS as u32, &[]).unwrap()
+        else {
+            panic!("TCGETS is not job control");
+        };
+        assert_eq!(t.len(), TERMIOS_SIZE);
+        // Clear ECHO in c_lflag (offset 12) and set it through TCSETS.
+        let lflag = u32::from_le_bytes([t[12], t[13], t[14], t[15]]) & !(libc::ECHO as u32);
+        t[12..16].copy_from_slice(&lflag.to_le_bytes());
+        f.ioctl(libc::TCSETS as u32, &t).unwrap();
+        let IoctlOutcome::Done { out: t2, .. } = f.ioctl(libc::TCGETS as u32, &[]).unwrap() else {
+            panic!("TCGETS is not job control");
+        };
+        assert_eq!(
+            u32::from_le_bytes([t2[12], t2[13], t2[14], t2[15]]) & libc::ECHO as u32,
+            0
+        );
+        assert_eq!(
+            f.ioctl(libc::TIOCGPGRP as u32, &[]).unwrap(),
+            IoctlOutcome::JobControl
+        );
+    }
+
+    #[test]
+    fn fionread_counts_bytes_waiting_on_the_tty() {
+        let (m, s) = pty();
+        let f = HostFile::from_fd(HostFileKind::Stdio(0), s);
+        // Raw mode on the slave so bytes are readable without a newline.
+        let IoctlOutcome::Done { out: mut t, .. } = f.ioctl(libc::TCGETS as u32, &[]).unwrap()
+        else {
+            panic!("TCGETS is not job control");
+        };
+        let lflag = u32::from_le_bytes([t[12], t[13], t[14], t[15]]) & !(libc::ICANON as u32);
+        t[12..16].copy_from_slice(&lflag.to_le_bytes());
+        f.ioctl(libc::TCSETS as u32, &t).unwrap();
+        rustix::io::write(&m, b"abc").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let got = f.ioctl(libc::FIONREAD as u32, &[]).unwrap();
+        assert_eq!(
+            got,
+            IoctlOutcome::Done {
+                ret: 0,
+                out: 3i32.to_le_bytes().to_vec()
+            }
+        );
+        let mut buf = [0u8; 8];
+        assert_eq!(f.read(&mut buf).unwrap(), 3);
+        assert_eq!(f.read(&mut buf).unwrap_err().code(), libc::EAGAIN);
+    }
+}

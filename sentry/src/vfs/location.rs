@@ -96,6 +96,26 @@ impl Location {
                 .collect()
         };
         match self {
+            Location::Overlay(n) if n.is_overlay_root() => {
+                // `/dev` and `/proc` are mounts: list them with their own
+                // identity, whether or not the host directory has them.
+                let mut v: Vec<DirEntry> = n
+                    .list()?
+                    .into_iter()
+                    .filter(|e| e.name != b"dev" && e.name != b"proc")
+                    .collect();
+                for (name, ino) in [
+                    (b"dev".to_vec(), DevNode::Root.ino()),
+                    (b"proc".to_vec(), ProcNode::Root.ino()),
+                ] {
+                    v.push(DirEntry {
+                        name,
+                        ino,
+                        ftype: Some(FileType::Directory),
+                    });
+                }
+                Ok(v)
+            }
             Location::Overlay(n) => n.list(),
             Location::Dev(DevNode::Root) => Ok(conv(DevNode::list())),
             Location::Dev(_) => Err(Errno::ENOTDIR),

@@ -50,6 +50,19 @@ pub trait ProcSource {
     fn environ(&self, _pid: i32) -> Option<Vec<u8>> {
         Some(Vec::new())
     }
+    /// `/proc/uptime`; by default the host's (the kernel overrides it with
+    /// the sandbox's monotonic clock).
+    fn uptime_text(&self) -> Vec<u8> {
+        std::fs::read("/proc/uptime").unwrap_or_else(|_| b"0.00 0.00\n".to_vec())
+    }
+    /// `/proc/loadavg`; by default the host's.
+    fn loadavg_text(&self) -> Vec<u8> {
+        std::fs::read("/proc/loadavg").unwrap_or_else(|_| b"0.00 0.00 0.00 1/1 1\n".to_vec())
+    }
+    /// `/proc/version`; the kernel should match its `uname`.
+    fn version_text(&self) -> Vec<u8> {
+        b"Linux version 6.0.0 (sbx@sbx) #1 SMP\n".to_vec()
+    }
     /// Whether `pid` is a live process.
     fn exists(&self, pid: i32) -> bool {
         self.pids().contains(&pid)
@@ -112,9 +125,10 @@ pub enum PidEntry {
     Stat,
     Cmdline,
     Environ,
+    Mounts,
 }
 
-const PID_ENTRIES: [(&[u8], PidEntry); 8] = [
+const PID_ENTRIES: [(&[u8], PidEntry); 9] = [
     (b"exe", PidEntry::Exe),
     (b"cwd", PidEntry::Cwd),
     (b"root", PidEntry::Root),
@@ -123,6 +137,26 @@ const PID_ENTRIES: [(&[u8], PidEntry); 8] = [
     (b"stat", PidEntry::Stat),
     (b"cmdline", PidEntry::Cmdline),
     (b"environ", PidEntry::Environ),
+    (b"mounts", PidEntry::Mounts),
+];
+
+/// `/proc/<pid>/mounts`: the sandbox's fixed mount table.
+const MOUNTS_TEXT: &[u8] = b"overlay / overlay rw,relatime 0 0\n\
+devtmpfs /dev devtmpfs rw,nosuid 0 0\n\
+proc /proc proc rw,nosuid,nodev,noexec 0 0\n";
+
+/// `/proc/filesystems`.
+const FILESYSTEMS_TEXT: &[u8] = b"nodev\tproc\nnodev\tdevtmpfs\nnodev\toverlay\nnodev\tpipefs\n";
+
+/// Files directly under `/proc` besides `self` and the pid directories.
+const GLOBAL_ENTRIES: [(&[u8], ProcNode); 7] = [
+    (b"cpuinfo", ProcNode::Cpuinfo),
+    (b"meminfo", ProcNode::Meminfo),
+    (b"uptime", ProcNode::Uptime),
+    (b"loadavg", ProcNode::Loadavg),
+    (b"version", ProcNode::Version),
+    (b"filesystems", ProcNode::Filesystems),
+    (b"mounts", ProcNode::MountsLink),
 ];
 
 /// A node of `/proc`.
@@ -133,6 +167,12 @@ pub enum ProcNode {
     SelfLink,
     Cpuinfo,
     Meminfo,
+    Uptime,
+    Loadavg,
+    Version,
+    Filesystems,
+    /// `/proc/mounts` → `self/mounts`.
+    MountsLink,
     PidDir(i32),
     Pid(i32, PidEntry),
     FdDir(i32),
@@ -150,15 +190,18 @@ impl ProcNode {
     /// Looks `name` up in this directory node.
     pub fn lookup(self, name: &[u8], src: &dyn ProcSource) -> SysResult<ProcNode> {
         match self {
-            ProcNode::Root => match name {
-                b"self" => Ok(ProcNode::SelfLink),
-                b"cpuinfo" => Ok(ProcNode::Cpuinfo),
-                b"meminfo" => Ok(ProcNode::Meminfo),
-                _ => match parse_num(name) {
+            ProcNode::Root => {
+                if name == b"self" {
+                    return Ok(ProcNode::SelfLink);
+                }
+                if let Some((_, e)) = GLOBAL_ENTRIES.iter().find(|(n, _)| *n == name) {
+                    return Ok(*e);
+                }
+                match parse_num(name) {
                     Some(pid) if src.exists(pid) => Ok(ProcNode::PidDir(pid)),
                     _ => Err(Errno::ENOENT),
-                },
-            },
+                }
+            }
             ProcNode::PidDir(pid) => {
                 if name == b"fd" {
                     return Ok(ProcNode::FdDir(pid));
@@ -196,6 +239,7 @@ impl ProcNode {
         match self {
             ProcNode::Root | ProcNode::PidDir(_) | ProcNode::FdDir(_) => FileType::Directory,
             ProcNode::SelfLink
+            | ProcNode::MountsLink
             | ProcNode::Fd(..)
             | ProcNode::Pid(_, PidEntry::Exe | PidEntry::Cwd | PidEntry::Root) => FileType::Symlink,
             _ => FileType::Regular,
@@ -210,6 +254,11 @@ impl ProcNode {
             ProcNode::SelfLink => 2,
             ProcNode::Cpuinfo => 3,
             ProcNode::Meminfo => 4,
+            ProcNode::Uptime => 5,
+            ProcNode::Loadavg => 6,
+            ProcNode::Version => 7,
+            ProcNode::Filesystems => 8,
+            ProcNode::MountsLink => 9,
             ProcNode::PidDir(pid) => p(pid) | 0x10,
             ProcNode::Pid(pid, e) => p(pid) | (0x20 + e as u64),
             ProcNode::FdDir(pid) => p(pid) | 0x40,
@@ -231,6 +280,7 @@ impl ProcNode {
             ProcNode::Pid(pid, PidEntry::Exe) => src.exe_path(pid).ok_or_else(gone),
             ProcNode::Pid(pid, PidEntry::Cwd) => src.cwd_path(pid).ok_or_else(gone),
             ProcNode::Pid(_, PidEntry::Root) => Ok(b"/".to_vec()),
+            ProcNode::MountsLink => Ok(b"self/mounts".to_vec()),
             ProcNode::Fd(pid, fd) => src
                 .fd_targets(pid)
                 .and_then(|v| v.into_iter().find(|(f, _)| *f == fd).map(|(_, t)| t))
@@ -244,11 +294,8 @@ impl ProcNode {
         let ent = |name: Vec<u8>, n: ProcNode| (name, n.ino(), n.file_type());
         match self {
             ProcNode::Root => {
-                let mut v = vec![
-                    ent(b"self".to_vec(), ProcNode::SelfLink),
-                    ent(b"cpuinfo".to_vec(), ProcNode::Cpuinfo),
-                    ent(b"meminfo".to_vec(), ProcNode::Meminfo),
-                ];
+                let mut v = vec![ent(b"self".to_vec(), ProcNode::SelfLink)];
+                v.extend(GLOBAL_ENTRIES.iter().map(|(n, e)| ent(n.to_vec(), *e)));
                 let mut pids = src.pids();
                 pids.sort_unstable();
                 v.extend(
@@ -284,6 +331,11 @@ impl ProcNode {
             ProcNode::Cpuinfo => std::fs::read("/proc/cpuinfo")
                 .map_err(|_| Errno::EIO.because("host /proc/cpuinfo unreadable")),
             ProcNode::Meminfo => Ok(src.meminfo_text()),
+            ProcNode::Uptime => Ok(src.uptime_text()),
+            ProcNode::Loadavg => Ok(src.loadavg_text()),
+            ProcNode::Version => Ok(src.version_text()),
+            ProcNode::Filesystems => Ok(FILESYSTEMS_TEXT.to_vec()),
+            ProcNode::Pid(_, PidEntry::Mounts) => Ok(MOUNTS_TEXT.to_vec()),
             ProcNode::Pid(pid, PidEntry::Maps) => src.maps_text(pid).ok_or_else(gone),
             ProcNode::Pid(pid, PidEntry::Status) => src.status_text(pid).ok_or_else(gone),
             ProcNode::Pid(pid, PidEntry::Stat) => src.stat_text(pid).ok_or_else(gone),

@@ -896,3 +896,27 @@ fn proc_fd_link_of_a_regular_file_reaches_the_file() {
     assert_eq!(again.read(&mut buf).unwrap(), 7);
     assert_eq!(&buf[..7], b"lower a");
 }
+
+#[test]
+fn root_listing_shows_the_mounts_even_without_host_dirs() {
+    let fx = fixture();
+    let names = fx.names("/", 4096);
+    assert_eq!(names.iter().filter(|n| *n == "dev").count(), 1);
+    assert_eq!(names.iter().filter(|n| *n == "proc").count(), 1);
+    assert!(!fx.lower.join("dev").exists());
+}
+
+#[test]
+fn proc_mounts_link_and_global_files() {
+    let fx = fixture();
+    let mounts = fx.read_all("/proc/mounts").unwrap();
+    assert!(mounts.starts_with(b"overlay / overlay"));
+    assert_eq!(
+        fx.vfs
+            .readlink(&fx.ctx, At::Cwd, b"/proc/mounts", P)
+            .unwrap(),
+        b"self/mounts"
+    );
+    assert!(!fx.read_all("/proc/uptime").unwrap().is_empty());
+    assert!(fx.names("/proc", 4096).contains(&"filesystems".to_string()));
+}

@@ -490,6 +490,12 @@ impl Node {
         self.lock().dir.as_ref().map(|d| d.name.clone())
     }
 
+    /// Whether this is the root of the overlay (the only directory with an
+    /// empty name: every other one was found or created under a name).
+    pub fn is_overlay_root(&self) -> bool {
+        self.lock().dir.as_ref().is_some_and(|d| d.name.is_empty())
+    }
+
     /// Whether this directory was removed.
     pub fn is_removed_dir(&self) -> bool {
         self.lock().dir.as_ref().is_some_and(|d| d.removed)
