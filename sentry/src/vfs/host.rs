@@ -571,14 +571,14 @@ mod pty_tests {
         };
         assert_eq!(t.len(), TERMIOS_SIZE);
         // Clear ECHO in c_lflag (offset 12) and set it through TCSETS.
-        let lflag = u32::from_le_bytes([t[12], t[13], t[14], t[15]]) & !(libc::ECHO as u32);
+        let lflag = u32::from_le_bytes([t[12], t[13], t[14], t[15]]) & !libc::ECHO;
         t[12..16].copy_from_slice(&lflag.to_le_bytes());
         f.ioctl(libc::TCSETS as u32, &t).unwrap();
         let IoctlOutcome::Done { out: t2, .. } = f.ioctl(libc::TCGETS as u32, &[]).unwrap() else {
             panic!("TCGETS is not job control");
         };
         assert_eq!(
-            u32::from_le_bytes([t2[12], t2[13], t2[14], t2[15]]) & libc::ECHO as u32,
+            u32::from_le_bytes([t2[12], t2[13], t2[14], t2[15]]) & libc::ECHO,
             0
         );
         assert_eq!(
@@ -596,7 +596,7 @@ mod pty_tests {
         else {
             panic!("TCGETS is not job control");
         };
-        let lflag = u32::from_le_bytes([t[12], t[13], t[14], t[15]]) & !(libc::ICANON as u32);
+        let lflag = u32::from_le_bytes([t[12], t[13], t[14], t[15]]) & !libc::ICANON;
         t[12..16].copy_from_slice(&lflag.to_le_bytes());
         f.ioctl(libc::TCSETS as u32, &t).unwrap();
         rustix::io::write(&m, b"abc").unwrap();
