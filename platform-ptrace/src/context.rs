@@ -1,5 +1,7 @@
-//! [`PtraceContext`]: one stub process, one application thread, driven by
-//! `PTRACE_SYSEMU` from the thread that created it.
+//! [`PtraceContext`]: one application thread in one stub thread, driven by
+//! `PTRACE_SYSEMU` from the host thread that created (or attached) it.
+//! Several contexts may share one stub process (application threads, see
+//! `thread.rs`); what they share is a [`StubProcess`].
 //!
 //! Invariants:
 //! - only the creating (tracer) thread calls into the context; the type is
@@ -9,21 +11,20 @@
 //! - `cached` is `Some(r)` only if the stub's registers are exactly `r`.
 
 use std::marker::PhantomData;
-use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::sys::ptrace;
 use nix::unistd::Pid;
 use sentry::platform::{
-    Context, Event, Fault, FpState, Interrupter, PlatformError, Prot, Registers,
+    Context, Event, Fault, FpState, Interrupter, PlatformError, Prot, Registers, ThreadSeed,
 };
 
 use crate::inject::Injection;
 use crate::interrupt::StubInterrupter;
 use crate::regs;
+use crate::process::StubProcess;
 use crate::stub::STUB_BASE;
-use crate::zygote::Zygote;
 
 /// A ptrace-stop of the stub, decoded from the wait status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,11 +47,13 @@ pub(crate) fn is_fault_signal(sig: i32) -> bool {
 
 /// A context of the ptrace platform.
 pub struct PtraceContext {
-    /// The stub's pid (= its only thread's tid). Owned: killed and reaped
-    /// on drop.
+    /// The stub thread this context drives. Owned: on drop it is parked
+    /// (other threads remain) or its whole process is killed and reaped.
     pub(crate) tid: i32,
-    /// The stub's registers at its creation stop: source of the segment
-    /// selectors and the template of injected system calls.
+    /// The stub process this thread belongs to.
+    pub(crate) process: Arc<StubProcess>,
+    /// Copy of `process.init`: the register template (segment selectors)
+    /// and the base of injected system calls.
     pub(crate) init: libc::user_regs_struct,
     /// The registers the stub holds, when known (see module invariants).
     pub(crate) cached: Option<libc::user_regs_struct>,
@@ -60,50 +63,38 @@ pub struct PtraceContext {
     pub(crate) pending_interrupt: bool,
     /// Address of `syscall; int3` in the stub.
     pub(crate) syscall_addr: u64,
-    /// The memory file's fd number (the same in the stub).
-    memfd: RawFd,
-    /// Size of the XSAVE area (`NT_X86_XSTATE` regset).
-    fp_size: usize,
     interrupter: Arc<StubInterrupter>,
-    /// Set once the stub is known dead (reaped by `wait_stop`).
+    /// Set once the stub thread is known dead (reaped).
     dead: bool,
-    /// Keeps the zygote thread, this stub's parent, alive as long as the
-    /// stub (see [`crate::zygote`]); `None` for stubs forked directly.
-    _zygote: Option<Arc<Zygote>>,
     /// `!Send`/`!Sync`: ptrace requests are valid only from the tracer.
     _tracer_thread: PhantomData<*const ()>,
 }
 
 impl PtraceContext {
-    pub(crate) fn new(
-        tid: i32,
-        init: libc::user_regs_struct,
-        syscall_addr: u64,
-        memfd: RawFd,
-        fp_size: usize,
-        zygote: Option<Arc<Zygote>>,
-    ) -> PtraceContext {
+    /// The context of stub thread `tid` of `process`, which the calling
+    /// thread traces and which is in a ptrace-stop.
+    pub(crate) fn new(tid: i32, process: Arc<StubProcess>) -> PtraceContext {
         PtraceContext {
             tid,
-            init,
+            init: process.init,
+            syscall_addr: process.page.syscall_addr(),
+            interrupter: Arc::new(StubInterrupter::new(process.tgid, tid)),
+            process,
             cached: None,
             pending_interrupt: false,
-            syscall_addr,
-            memfd,
-            fp_size,
-            interrupter: Arc::new(StubInterrupter::new(tid)),
             dead: false,
-            _zygote: zygote,
             _tracer_thread: PhantomData,
         }
     }
 
-    pub(crate) fn set_fp_size(&mut self, bytes: usize) {
-        self.fp_size = bytes;
+    /// The stub process's host pid (for diagnostics and tests:
+    /// `/proc/<pid>`).
+    pub fn stub_pid(&self) -> i32 {
+        self.process.tgid
     }
 
-    /// The stub's host pid (for diagnostics and tests: `/proc/<pid>`).
-    pub fn stub_pid(&self) -> i32 {
+    /// The host tid of this context's stub thread.
+    pub fn stub_tid(&self) -> i32 {
         self.tid
     }
 
@@ -241,7 +232,7 @@ impl Context for PtraceContext {
     }
 
     fn get_fp(&mut self, fp: &mut FpState) -> Result<(), PlatformError> {
-        fp.bytes.resize(self.fp_size, 0);
+        fp.bytes.resize(self.process.fp_size, 0);
         let len = crate::sys::get_xstate(self.tid, &mut fp.bytes).map_err(|source| {
             PlatformError::Ptrace {
                 op: "PTRACE_GETREGSET",
@@ -254,7 +245,7 @@ impl Context for PtraceContext {
     }
 
     fn set_fp(&mut self, fp: &FpState) -> Result<(), PlatformError> {
-        if fp.bytes.len() != self.fp_size {
+        if fp.bytes.len() != self.process.fp_size {
             return Err(PlatformError::BadRegisters(
                 std::io::Error::from_raw_os_error(libc::EINVAL),
             ));
@@ -276,7 +267,7 @@ impl Context for PtraceContext {
             len,
             prot_bits(prot),
             flags,
-            self.memfd as u64,
+            self.process.memfd as u64,
             file_offset,
         ];
         let got = Injection::new(self).syscall("mmap", libc::SYS_mmap, args)?;
@@ -307,29 +298,70 @@ impl Context for PtraceContext {
     fn interrupter(&self) -> Arc<dyn Interrupter> {
         self.interrupter.clone()
     }
+
+    fn new_thread(&mut self) -> Result<Box<dyn ThreadSeed>, PlatformError> {
+        Ok(Box::new(crate::thread::clone_thread(self)?))
+    }
 }
 
 impl Drop for PtraceContext {
     fn drop(&mut self) {
         self.interrupter.disarm();
+        let last = self.process.remove_thread();
         if self.dead {
+            if last && self.tid != self.process.tgid {
+                reap(self.process.tgid);
+            }
             return;
         }
-        // SIGKILL ends a traced stub from any stop; then reap it so no
-        // zombie is left and the pid cannot be confused with a live stub.
-        if let Err(err) = nix::sys::signal::kill(Pid::from_raw(self.tid), nix::sys::signal::SIGKILL)
-        {
-            tracing::warn!(tid = self.tid, %err, "killing stub failed");
+        if !last {
+            self.park();
             return;
         }
-        loop {
-            match crate::sys::wait_raw(self.tid) {
-                Ok(status) if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) => break,
-                Ok(_) => continue,
-                Err(err) => {
-                    tracing::warn!(tid = self.tid, %err, "reaping stub failed");
-                    break;
-                }
+        // SIGKILL ends the whole stub from any stop; then reap this thread
+        // and, if another one led the process, the leader (its parent is a
+        // thread of this process, so this thread may wait for it).
+        let tgid = self.process.tgid;
+        if let Err(err) = nix::sys::signal::kill(Pid::from_raw(tgid), nix::sys::signal::SIGKILL) {
+            tracing::warn!(tgid, %err, "killing stub failed");
+            return;
+        }
+        reap(self.tid);
+        if self.tid != tgid {
+            reap(tgid);
+        }
+    }
+}
+
+impl PtraceContext {
+    /// Leaves the stub thread to idle, untraced, in the stub page's parking
+    /// loop: other application threads still use the process, and the
+    /// tracer's exit must not kill it (`PTRACE_O_EXITKILL` applies only to
+    /// tracees).
+    fn park(&mut self) {
+        let pid = Pid::from_raw(self.tid);
+        let mut regs = self.init;
+        regs.rip = self.process.page.park_addr();
+        regs.orig_rax = u64::MAX;
+        let parked = ptrace::setregs(pid, regs).and_then(|()| ptrace::detach(pid, None));
+        match parked {
+            Ok(()) => {}
+            // Killed meanwhile (the last thread went away): reap it.
+            Err(Errno::ESRCH) => reap(self.tid),
+            Err(err) => tracing::warn!(tid = self.tid, %err, "parking stub thread failed"),
+        }
+    }
+}
+
+/// Waits for `tid` to end, tolerating that it was already reaped.
+fn reap(tid: i32) {
+    loop {
+        match crate::sys::wait_raw(tid) {
+            Ok(status) if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) => break,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::debug!(tid, %err, "reaping stub thread");
+                break;
             }
         }
     }

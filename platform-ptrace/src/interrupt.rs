@@ -21,17 +21,17 @@ pub const INTERRUPT_SIGNAL: i32 = libc::SIGCHLD;
 /// The `Send + Sync` handle of one context's stub thread.
 #[derive(Debug)]
 pub(crate) struct StubInterrupter {
-    /// The stub's thread id while it is alive and not yet reaped; `None`
-    /// once the owning context has begun to kill it. Held during `tgkill`
-    /// so the id cannot be reaped (and reused by an unrelated process)
-    /// between the check and the signal.
-    tid: Mutex<Option<i32>>,
+    /// The stub thread's `(tgid, tid)` while it is the application's;
+    /// `None` once the owning context has begun to park or kill it. Held
+    /// during `tgkill` so the id cannot be reaped (and reused by an
+    /// unrelated process) between the check and the signal.
+    tid: Mutex<Option<(i32, i32)>>,
 }
 
 impl StubInterrupter {
-    pub(crate) fn new(tid: i32) -> StubInterrupter {
+    pub(crate) fn new(tgid: i32, tid: i32) -> StubInterrupter {
         StubInterrupter {
-            tid: Mutex::new(Some(tid)),
+            tid: Mutex::new(Some((tgid, tid))),
         }
     }
 
@@ -41,7 +41,7 @@ impl StubInterrupter {
         *self.lock() = None;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<i32>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(i32, i32)>> {
         // A poisoned lock only means a panic elsewhere while holding it; the
         // Option inside is always consistent.
         self.tid.lock().unwrap_or_else(|e| e.into_inner())
@@ -51,8 +51,8 @@ impl StubInterrupter {
 impl Interrupter for StubInterrupter {
     fn interrupt(&self) {
         let guard = self.lock();
-        if let Some(tid) = *guard {
-            if let Err(err) = crate::sys::tgkill(tid, tid, INTERRUPT_SIGNAL) {
+        if let Some((tgid, tid)) = *guard {
+            if let Err(err) = crate::sys::tgkill(tgid, tid, INTERRUPT_SIGNAL) {
                 // ESRCH: the stub died; its context reports that on the
                 // next switch.
                 tracing::debug!(tid, %err, "interrupting stub failed");

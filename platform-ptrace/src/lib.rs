@@ -44,21 +44,23 @@ mod context;
 mod fpu;
 mod inject;
 mod interrupt;
+mod placement;
+mod process;
 mod regs;
 mod spawn;
 mod stub;
 mod sys;
+mod thread;
 mod zygote;
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-use nix::unistd::Pid;
 use sentry::platform::{Context, FpState, Platform, PlatformError};
 
 pub use context::PtraceContext;
+use placement::Placement;
+use process::StubProcess;
 pub use interrupt::INTERRUPT_SIGNAL;
 pub use stub::{STUB_BASE, STUB_SIZE, TASK_SIZE, VSYSCALL_ADDR};
 
@@ -98,11 +100,8 @@ pub struct PtracePlatform {
     /// The memory file. Every stub inherits this fd (same number) and keeps
     /// no other.
     memfd: OwnedFd,
-    options: PlatformOptions,
-    /// CPUs the process may run on, for round-robin pinning.
-    cpus: Vec<usize>,
-    /// Next index into `cpus`.
-    next_cpu: AtomicUsize,
+    /// Where new contexts' tracer and stub threads run.
+    placement: Arc<Placement>,
     fp_size: fpu::XstateSize,
     page: &'static stub::StubPage,
     /// The XSAVE image of a fresh program (see `fpu::initial_image`).
@@ -124,11 +123,7 @@ impl PtracePlatform {
         options: PlatformOptions,
     ) -> Result<PtracePlatform, PlatformError> {
         let page = stub::StubPage::get().map_err(PlatformError::CreateStub)?;
-        let mask = sched_getaffinity(Pid::from_raw(0))
-            .map_err(|e| PlatformError::CreateStub(std::io::Error::from(e)))?;
-        let cpus = (0..CpuSet::count())
-            .filter(|&cpu| mask.is_set(cpu).unwrap_or(false))
-            .collect();
+        let placement = Placement::new(options.pinning).map_err(PlatformError::CreateStub)?;
         let zygote = match options.creation {
             StubCreation::Zygote => Some(zygote::Zygote::start(page, memfd.as_raw_fd())?),
             StubCreation::Fork => None,
@@ -137,9 +132,7 @@ impl PtracePlatform {
             initial_fp: OnceLock::new(),
             zygote,
             memfd,
-            options,
-            cpus,
-            next_cpu: AtomicUsize::new(0),
+            placement: Arc::new(placement),
             fp_size: fpu::XstateSize::from_cpuid(),
             page,
         })
@@ -147,43 +140,43 @@ impl PtracePlatform {
 
     /// Creates a context with its concrete type (tests, benchmarks).
     pub fn new_ptrace_context(&self) -> Result<PtraceContext, PlatformError> {
-        let cpus = match self.options.pinning {
-            CpuPinning::SameCpu => Some(
-                self.pin_calling_thread()
-                    .map_err(PlatformError::CreateStub)?,
-            ),
-            CpuPinning::None => None,
-        };
+        let cpus = self
+            .placement
+            .pin_calling_thread()
+            .map_err(PlatformError::CreateStub)?;
         let memfd = self.memfd.as_raw_fd();
-        let (tid, init, zygote) = match &self.zygote {
+        let (tid, init) = match &self.zygote {
             Some(zygote) => {
                 let tid = zygote.new_stub()?;
                 // A clone of the zygote runs where the zygote may: move it
                 // next to its tracer before it runs anything.
-                if let Some(cpus) = &cpus {
-                    if let Err(err) = sched_setaffinity(Pid::from_raw(tid), cpus) {
-                        tracing::debug!(tid, %err, "cannot pin stub");
-                    }
-                }
-                let init = spawn::seize_and_adopt(tid)?;
-                (tid, init, Some(zygote.clone()))
+                Placement::place_stub(tid, &cpus);
+                (tid, spawn::seize_and_adopt(tid)?)
             }
             // A fork of this thread inherits its CPU pinning.
-            None => {
-                let (tid, init) = spawn::fork_and_adopt(self.page, memfd)?;
-                (tid, init, None)
+            None => spawn::fork_and_adopt(self.page, memfd)?,
+        };
+        let fp_size = match self.fp_size.probe(tid) {
+            Ok(size) => size,
+            Err(source) => {
+                spawn::kill_and_reap(tid);
+                return Err(PlatformError::Ptrace {
+                    op: "PTRACE_GETREGSET",
+                    tid,
+                    source,
+                });
             }
         };
-        let mut ctx = PtraceContext::new(tid, init, self.page.syscall_addr(), memfd, 0, zygote);
-        let fp_size = self
-            .fp_size
-            .probe(tid)
-            .map_err(|source| PlatformError::Ptrace {
-                op: "PTRACE_GETREGSET",
-                tid,
-                source,
-            })?;
-        ctx.set_fp_size(fp_size);
+        let process = StubProcess::new(
+            tid,
+            init,
+            self.page,
+            memfd,
+            fp_size,
+            Some(self.placement.clone()),
+            self.zygote.clone(),
+        );
+        let mut ctx = PtraceContext::new(tid, Arc::new(process));
         // The stub inherited the FPU registers of some sentry thread: start
         // the application from the state Linux gives a new program.
         let initial = self.initial_fp.get_or_init(|| FpState {
@@ -191,25 +184,6 @@ impl PtracePlatform {
         });
         ctx.set_fp(initial)?;
         Ok(ctx)
-    }
-
-    /// Pins the calling thread to one CPU unless it already is; returns
-    /// its CPU set.
-    fn pin_calling_thread(&self) -> std::io::Result<CpuSet> {
-        let me = Pid::from_raw(0);
-        let current = sched_getaffinity(me)?;
-        let allowed = (0..CpuSet::count())
-            .filter(|&cpu| current.is_set(cpu).unwrap_or(false))
-            .take(2)
-            .count();
-        if allowed == 1 || self.cpus.is_empty() {
-            return Ok(current);
-        }
-        let cpu = self.cpus[self.next_cpu.fetch_add(1, Ordering::Relaxed) % self.cpus.len()];
-        let mut set = CpuSet::new();
-        set.set(cpu)?;
-        sched_setaffinity(me, &set)?;
-        Ok(set)
     }
 }
 

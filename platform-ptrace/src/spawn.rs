@@ -40,8 +40,56 @@ pub(crate) fn seize_and_adopt(tid: i32) -> Result<libc::user_regs_struct, Platfo
     let adopted = ptrace::seize(Pid::from_raw(tid), options())
         .map_err(|e| ptrace_error("PTRACE_SEIZE", tid, e))
         .and_then(|()| wait_first_stop(tid))
+        .and_then(|()| end_group_stop(tid))
         .and_then(|()| template(tid));
     finish(tid, adopted).map(|(_, init)| init)
+}
+
+/// Ends the group-stop a zygote clone put itself in.
+///
+/// The stub's `SIGSTOP` arrived while it was untraced, so its process is
+/// *stopped* (`SIGNAL_STOP_STOPPED`), a state that outlives the ptrace
+/// trap: when one of its threads is later detached (`thread.rs` parks
+/// threads that way), Linux puts it back into group-stop and its traced
+/// siblings are trapped too (`kernel/ptrace.c: __ptrace_unlink()`). A
+/// `SIGCONT` clears the state; the tracer then absorbs the `SIGCONT`
+/// itself (its signal-delivery-stop, suppressed) so the application never
+/// sees a spurious stop. A seized tracee also reports the end of the
+/// group-stop (a `PTRACE_EVENT_STOP` notification trap) before that.
+fn end_group_stop(tid: i32) -> Result<(), PlatformError> {
+    /// Stops to expect at most: the notification trap, the `SIGCONT`.
+    const MAX_STOPS: usize = 4;
+    let pid = Pid::from_raw(tid);
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGCONT)
+        .map_err(|e| ptrace_error("kill(SIGCONT)", tid, e))?;
+    for _ in 0..MAX_STOPS {
+        ptrace::cont(pid, None).map_err(|e| ptrace_error("PTRACE_CONT", tid, e))?;
+        let status = crate::sys::wait_raw(tid).map_err(PlatformError::CreateStub)?;
+        if !libc::WIFSTOPPED(status) {
+            return Err(PlatformError::StubDied { tid, status });
+        }
+        let event_stop = status >> 16 == libc::PTRACE_EVENT_STOP;
+        if !event_stop && libc::WSTOPSIG(status) == libc::SIGCONT {
+            return Ok(());
+        }
+    }
+    Err(PlatformError::CreateStub(std::io::Error::other(
+        "stub did not report its SIGCONT",
+    )))
+}
+
+/// Seizes application thread `tid` of a stub process (idle in the parking
+/// loop, see `thread.rs`) and stops it; the calling thread becomes its
+/// tracer. On failure the thread stays parked.
+pub(crate) fn seize_thread(tid: i32) -> Result<(), PlatformError> {
+    let pid = Pid::from_raw(tid);
+    ptrace::seize(pid, options()).map_err(|e| ptrace_error("PTRACE_SEIZE", tid, e))?;
+    ptrace::interrupt(pid).map_err(|e| ptrace_error("PTRACE_INTERRUPT", tid, e))?;
+    let status = crate::sys::wait_raw(tid).map_err(PlatformError::CreateStub)?;
+    if !libc::WIFSTOPPED(status) || status >> 16 != libc::PTRACE_EVENT_STOP {
+        return Err(PlatformError::StubDied { tid, status });
+    }
+    Ok(())
 }
 
 /// On failure, kills the half-made stub (best effort) so none is left.
@@ -52,11 +100,16 @@ fn finish(
     match adopted {
         Ok(init) => Ok((tid, init)),
         Err(err) => {
-            let _ = nix::sys::signal::kill(Pid::from_raw(tid), nix::sys::signal::SIGKILL);
-            let _ = crate::sys::wait_raw(tid);
+            kill_and_reap(tid);
             Err(err)
         }
     }
+}
+
+/// Kills stub `tid` and reaps it (best effort: it is being discarded).
+pub(crate) fn kill_and_reap(tid: i32) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(tid), nix::sys::signal::SIGKILL);
+    let _ = crate::sys::wait_raw(tid);
 }
 
 /// Waits for the stub's `SIGSTOP` (a signal-delivery-stop after

@@ -130,6 +130,28 @@ std::arch::global_asm!(
     ".globl sbx_stub_clone_done",
     ".hidden sbx_stub_clone_done",
     "sbx_stub_clone_done:",
+    // Injected clone of an application thread (see thread.rs): rax =
+    // SYS_clone, args set by the tracer, no new stack (none is used).
+    ".globl sbx_stub_thread",
+    ".hidden sbx_stub_thread",
+    "sbx_stub_thread:",
+    "syscall",
+    "test rax, rax",
+    "jnz 8f",
+    // The new thread, and any thread whose context went away: idle in
+    // pause() until seized (or killed with the process).
+    ".globl sbx_stub_park",
+    ".hidden sbx_stub_park",
+    "sbx_stub_park:",
+    "mov eax, 34",
+    "syscall",
+    "jmp sbx_stub_park",
+    // The cloning thread: rax = new tid or -errno.
+    "8:",
+    "int3",
+    ".globl sbx_stub_thread_done",
+    ".hidden sbx_stub_thread_done",
+    "sbx_stub_thread_done:",
     ".globl sbx_stub_end",
     ".hidden sbx_stub_end",
     "sbx_stub_end:",
@@ -143,6 +165,9 @@ extern "C" {
     static sbx_stub_syscall: u8;
     static sbx_stub_clone: u8;
     static sbx_stub_clone_done: u8;
+    static sbx_stub_thread: u8;
+    static sbx_stub_thread_done: u8;
+    static sbx_stub_park: u8;
     static sbx_stub_end: u8;
 }
 
@@ -159,6 +184,11 @@ pub(crate) struct StubPage {
     /// parent side (where the tracer sees the `int3` stop).
     clone_offset: u64,
     clone_done_offset: u64,
+    /// Offsets of the thread clone sequence, of the end of its parent side,
+    /// and of the parking loop.
+    thread_offset: u64,
+    thread_done_offset: u64,
+    park_offset: u64,
 }
 
 impl StubPage {
@@ -177,13 +207,9 @@ impl StubPage {
     fn create() -> io::Result<StubPage> {
         // The symbols are defined by the global_asm! above, in one section,
         // in this order; only their addresses are taken.
-        let (start, syscall, clone, clone_done, end) = (
-            std::ptr::addr_of!(sbx_stub_start) as usize,
-            std::ptr::addr_of!(sbx_stub_syscall) as usize,
-            std::ptr::addr_of!(sbx_stub_clone) as usize,
-            std::ptr::addr_of!(sbx_stub_clone_done) as usize,
-            std::ptr::addr_of!(sbx_stub_end) as usize,
-        );
+        let start = std::ptr::addr_of!(sbx_stub_start) as usize;
+        let end = std::ptr::addr_of!(sbx_stub_end) as usize;
+        let offset = |sym: *const u8| (sym as usize - start) as u64;
         let len = end - start;
         // A build-time property of the asm above (about 0xa0 bytes), not
         // of any input: a failure here is a bug caught by every test.
@@ -209,9 +235,12 @@ impl StubPage {
         }
         Ok(StubPage {
             sentry_addr: addr,
-            syscall_offset: (syscall - start) as u64,
-            clone_offset: (clone - start) as u64,
-            clone_done_offset: (clone_done - start) as u64,
+            syscall_offset: offset(std::ptr::addr_of!(sbx_stub_syscall)),
+            clone_offset: offset(std::ptr::addr_of!(sbx_stub_clone)),
+            clone_done_offset: offset(std::ptr::addr_of!(sbx_stub_clone_done)),
+            thread_offset: offset(std::ptr::addr_of!(sbx_stub_thread)),
+            thread_done_offset: offset(std::ptr::addr_of!(sbx_stub_thread_done)),
+            park_offset: offset(std::ptr::addr_of!(sbx_stub_park)),
         })
     }
 
@@ -226,6 +255,20 @@ impl StubPage {
             STUB_BASE + self.clone_offset,
             STUB_BASE + self.clone_done_offset,
         )
+    }
+
+    /// The thread clone sequence: `(entry, rip at the cloning thread's
+    /// stop)`.
+    pub(crate) fn thread_addrs(&self) -> (u64, u64) {
+        (
+            STUB_BASE + self.thread_offset,
+            STUB_BASE + self.thread_done_offset,
+        )
+    }
+
+    /// The parking loop (`pause()` forever).
+    pub(crate) fn park_addr(&self) -> u64 {
+        STUB_BASE + self.park_offset
     }
 
     /// Forks a new stub from the calling thread, which becomes its tracer.

@@ -33,6 +33,7 @@ use sentry::platform::PlatformError;
 
 use crate::context::PtraceContext;
 use crate::inject::Injection;
+use crate::process::StubProcess;
 use crate::spawn;
 use crate::stub::StubPage;
 
@@ -109,14 +110,8 @@ fn serve(
 
 fn spawn_zygote(page: &'static StubPage, memfd: RawFd) -> Result<PtraceContext, PlatformError> {
     let (tid, init) = spawn::fork_and_adopt(page, memfd)?;
-    Ok(PtraceContext::new(
-        tid,
-        init,
-        page.syscall_addr(),
-        memfd,
-        0,
-        None,
-    ))
+    let process = StubProcess::new(tid, init, page, memfd, 0, None, None);
+    Ok(PtraceContext::new(tid, Arc::new(process)))
 }
 
 /// `CLONE_PARENT` (Linux `include/uapi/linux/sched.h`).

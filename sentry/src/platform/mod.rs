@@ -133,6 +133,8 @@ pub enum PlatformError {
     StubDied { tid: i32, status: i32 },
     #[error("register state rejected by the host")]
     BadRegisters(#[source] std::io::Error),
+    #[error("{what} not supported by this platform")]
+    Unsupported { what: &'static str },
 }
 
 /// Kicks a context out of application code from any thread.
@@ -181,6 +183,26 @@ pub trait Context {
 
     /// A handle other threads use to kick this context out of app code.
     fn interrupter(&self) -> Arc<dyn Interrupter>;
+
+    /// Creates another application thread in this context's address space
+    /// (the platform half of `clone(CLONE_VM | CLONE_THREAD)`). The new
+    /// thread starts with a copy of this context's extended (FP) state; the
+    /// kernel sets its registers at its first `switch`. It runs nothing
+    /// until the new task's host thread turns the seed into a context with
+    /// [`ThreadSeed::attach`]. `map`/`unmap`/`protect` through any thread's
+    /// context affect all of them.
+    fn new_thread(&mut self) -> Result<Box<dyn ThreadSeed>, PlatformError> {
+        Err(PlatformError::Unsupported { what: "threads" })
+    }
+}
+
+/// A thread made by [`Context::new_thread`], on its way to its own host
+/// thread.
+pub trait ThreadSeed: Send {
+    /// Makes the calling host thread the owner of the new thread: the
+    /// returned context is usable only from it (like
+    /// [`Platform::new_context`]).
+    fn attach(self: Box<Self>) -> Result<Box<dyn Context>, PlatformError>;
 }
 
 /// An execution platform.
