@@ -32,9 +32,11 @@ pub(crate) enum Stop {
     /// Syscall-entry-stop (`SIGTRAP | 0x80` with `PTRACE_O_TRACESYSGOOD`),
     /// or the seccomp stop of a vsyscall-page call.
     SyscallEntry,
-    /// Signal-delivery-stop (or, for `SIGSTOP` & co., possibly a
-    /// group-stop) with this signal.
+    /// Signal-delivery-stop (or, for `SIGSTOP` & co. of a stub traced
+    /// since its fork, possibly a group-stop) with this signal.
     Signal(i32),
+    /// `PTRACE_EVENT_STOP`: group-stop related trap of a seized stub.
+    Trap,
 }
 
 /// Host signals that report a synchronous fault of application code.
@@ -151,6 +153,12 @@ impl PtraceContext {
                     // A call into the vsyscall page (see stub::VSYSCALL_FILTER).
                     return Ok(Stop::SyscallEntry);
                 }
+                if status >> 16 == libc::PTRACE_EVENT_STOP {
+                    // A group-stop or its end, reported to a seizing tracer
+                    // (an outside SIGSTOP/SIGCONT): no siginfo, nothing of
+                    // the application's.
+                    return Ok(Stop::Trap);
+                }
                 return Ok(Stop::Signal(sig));
             }
             // WIFCONTINUED: not a stop; keep waiting.
@@ -223,7 +231,7 @@ impl Context for PtraceContext {
             Stop::Signal(sig) if is_fault_signal(sig) => Event::Fault(self.fault(sig)?),
             // The kick, or any other host signal: suppressed (the next
             // resume passes no signal) and not the application's business.
-            Stop::Signal(_) => Event::Interrupted,
+            Stop::Signal(_) | Stop::Trap => Event::Interrupted,
         };
         let host = ptrace::getregs(pid).map_err(|e| self.ptrace_error("PTRACE_GETREGS", e))?;
         regs::from_host(&host, regs);

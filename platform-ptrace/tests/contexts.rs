@@ -329,6 +329,41 @@ fn interrupt_from_another_thread_kicks_a_spinning_guest() {
 }
 
 #[test]
+fn outside_stop_and_continue_signals_only_interrupt() {
+    let mut g = Guest::new(SPIN_PROG);
+    let pid = nix::unistd::Pid::from_raw(g.ctx.stub_pid());
+    let kicker = g.ctx.interrupter();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done2 = done.clone();
+    let thread = std::thread::spawn(move || {
+        for sig in [
+            nix::sys::signal::SIGSTOP,
+            nix::sys::signal::SIGCONT,
+            nix::sys::signal::SIGTERM,
+        ] {
+            std::thread::sleep(Duration::from_millis(20));
+            nix::sys::signal::kill(pid, sig).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        done2.store(true, std::sync::atomic::Ordering::SeqCst);
+        kicker.interrupt();
+    });
+
+    let mut events = Vec::new();
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        events.push(g.ctx.switch(&mut g.regs).unwrap());
+    }
+    thread.join().unwrap();
+
+    assert!(
+        events.iter().all(|e| *e == Event::Interrupted),
+        "{events:?}"
+    );
+    assert!(events.len() >= 3, "{events:?}");
+    assert_eq!(g.regs.rip, CODE, "still spinning, untouched");
+}
+
+#[test]
 fn interrupt_while_stopped_ends_the_next_switch() {
     let mut g = Guest::new(SPIN_PROG);
     g.ctx.interrupter().interrupt();
