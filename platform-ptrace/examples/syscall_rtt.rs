@@ -96,6 +96,23 @@ fn rtt(placement: Placement, n: u64) -> f64 {
     .expect("bench thread")
 }
 
+/// Runs `n` injected system calls (`mprotect` of the code page); returns
+/// µs per call.
+fn injection(n: u32) -> f64 {
+    std::thread::spawn(move || {
+        let p = platform(CpuPinning::SameCpu, StubCreation::default());
+        let mut ctx = p.new_ptrace_context().expect("context");
+        ctx.map(CODE, 0x1000, Prot::RX, 0).expect("map");
+        let start = Instant::now();
+        for _ in 0..n {
+            ctx.protect(CODE, 0x1000, Prot::RX).expect("protect");
+        }
+        start.elapsed().as_secs_f64() * 1e6 / n as f64
+    })
+    .join()
+    .expect("bench thread")
+}
+
 /// Creates and destroys `n` contexts; returns µs per create and per drop.
 fn creation(how: StubCreation, n: u32) -> (f64, f64) {
     std::thread::spawn(move || {
@@ -117,6 +134,14 @@ fn creation(how: StubCreation, n: u32) -> (f64, f64) {
 }
 
 fn main() {
+    if std::env::var_os("SBX_BENCH_CREATE_ONLY").is_some() {
+        for _ in 0..3 {
+            let (z, _) = creation(StubCreation::Zygote, 200);
+            let (f, _) = creation(StubCreation::Fork, 200);
+            println!("zygote {z:8.1} µs   fork {f:8.1} µs");
+        }
+        return;
+    }
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
@@ -127,6 +152,8 @@ fn main() {
     println!("getppid round trip, tracer+stub on one CPU : {pinned:8.2} µs ({n} calls)");
     println!("getppid round trip, scheduler placement    : {unpinned:8.2} µs ({n} calls)");
     println!("getppid round trip, tracer and stub apart  : {apart:8.2} µs ({n} calls)");
+    let inject = injection(5000);
+    println!("injected syscall (mprotect) in the stub    : {inject:8.2} µs (5000 calls)");
     for (name, how) in [
         ("zygote clone", StubCreation::Zygote),
         ("sentry fork ", StubCreation::Fork),
