@@ -15,6 +15,8 @@ use checkpoints::Stateify;
 
 use crate::errno::{Errno, SysResult};
 use crate::vfs::dev::{DevKind, DevNode};
+use crate::vfs::epoll::Epoll;
+use crate::vfs::eventfd::{EventFd, EFD_SEMAPHORE};
 use crate::vfs::host::{HostFile, HostFileKind, IoctlOutcome};
 use crate::vfs::location::Location;
 use crate::vfs::mapped::MappedFile;
@@ -45,7 +47,14 @@ pub enum FileKind {
     Host(Arc<HostFile>),
     /// A `/proc` file; its contents were generated at open.
     Proc { node: ProcNode, data: Vec<u8> },
+    /// An eventfd counter.
+    EventFd(Arc<EventFd>),
+    /// An epoll instance.
+    Epoll(Arc<Epoll>),
 }
+
+/// The device number of anonymous inodes (eventfd, epoll).
+pub const ANON_INODE_DEV: u64 = 0x0e;
 
 /// An open file description.
 #[derive(Debug, Stateify)]
@@ -104,6 +113,35 @@ impl FileDescription {
         )
     }
 
+    /// `eventfd2(2)`: `flags` may hold `EFD_SEMAPHORE` and `EFD_NONBLOCK`
+    /// (= `O_NONBLOCK`; `EFD_CLOEXEC` is the fd table's).
+    pub fn new_eventfd(initval: u32, flags: u32) -> Arc<FileDescription> {
+        let e = EventFd::new(initval, flags & EFD_SEMAPHORE != 0);
+        let nb = flags & libc::O_NONBLOCK as u32;
+        FileDescription::new(
+            FileKind::EventFd(Arc::new(e)),
+            libc::O_RDWR as u32 | nb,
+            b"anon_inode:[eventfd]".to_vec(),
+        )
+    }
+
+    /// `epoll_create1(2)`.
+    pub fn new_epoll() -> Arc<FileDescription> {
+        FileDescription::new(
+            FileKind::Epoll(Arc::new(Epoll::new())),
+            libc::O_RDWR as u32,
+            b"anon_inode:[eventpoll]".to_vec(),
+        )
+    }
+
+    /// The epoll instance, if this is one.
+    pub fn epoll(&self) -> Option<&Arc<Epoll>> {
+        match &self.kind {
+            FileKind::Epoll(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// Descriptions of the sentry's own stdio, for the guest's fds 0-2.
     pub fn host_stdio(n: i32) -> SysResult<Arc<FileDescription>> {
         let f = HostFile::stdio(n)?;
@@ -134,6 +172,9 @@ impl FileDescription {
             FileKind::Directory { .. } => FileType::Directory,
             FileKind::Path(loc) => loc.file_type(),
             FileKind::Pipe(_) => FileType::Fifo,
+            // Anonymous inodes have no type bits; callers only need
+            // "not a directory, not a symlink".
+            FileKind::EventFd(_) | FileKind::Epoll(_) => FileType::Regular,
             FileKind::Device(_) => FileType::CharDevice,
             FileKind::Proc { node, .. } => node.file_type(),
             FileKind::Host(h) => h
@@ -202,7 +243,9 @@ impl FileDescription {
             FileKind::Host(h) if matches!(h.kind(), HostFileKind::Tty { .. }) => {
                 Some(Location::Dev(DevNode::Device(DevKind::Tty)))
             }
-            FileKind::Host(_) | FileKind::Pipe(_) => None,
+            FileKind::Host(_) | FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => {
+                None
+            }
         }
     }
 
@@ -227,6 +270,8 @@ impl FileDescription {
         }
         match &self.kind {
             FileKind::Pipe(p) => p.read(buf),
+            FileKind::EventFd(e) => e.read(buf),
+            FileKind::Epoll(_) => Err(Errno::EINVAL.because("read of an epoll fd")),
             FileKind::Host(h) => h.read(buf),
             FileKind::Device(k) => k.read(buf),
             FileKind::Directory { .. } => Err(Errno::EISDIR),
@@ -254,7 +299,7 @@ impl FileDescription {
             FileKind::Device(k) => k.read(buf),
             FileKind::Host(h) => h.pread(buf, off),
             FileKind::Directory { .. } => Err(Errno::EISDIR),
-            FileKind::Pipe(_) => Err(Errno::ESPIPE),
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => Err(Errno::ESPIPE),
             FileKind::Path(_) => Err(Errno::EBADF),
         }
     }
@@ -266,6 +311,7 @@ impl FileDescription {
         }
         match &self.kind {
             FileKind::Pipe(p) => p.write(buf),
+            FileKind::EventFd(e) => e.write(buf),
             FileKind::Host(h) => h.write(buf),
             FileKind::Device(k) => k.write(buf),
             FileKind::Regular(node) => {
@@ -289,7 +335,10 @@ impl FileDescription {
         if !self.is_readable() {
             return Err(Errno::EBADF.because("fd not open for reading"));
         }
-        if matches!(self.kind, FileKind::Pipe(_)) {
+        if matches!(
+            self.kind,
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_)
+        ) {
             return Err(Errno::ESPIPE);
         }
         if off < 0 {
@@ -307,7 +356,7 @@ impl FileDescription {
             return Err(Errno::EINVAL.because("negative offset"));
         }
         match &self.kind {
-            FileKind::Pipe(_) => Err(Errno::ESPIPE),
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => Err(Errno::ESPIPE),
             FileKind::Regular(node) => {
                 if self.status_flags() & libc::O_APPEND as u32 != 0 {
                     node.append(buf).map(|(n, _)| n)
@@ -324,7 +373,9 @@ impl FileDescription {
     /// `lseek(2)`. `SEEK_DATA`/`SEEK_HOLE` treat a file as all data.
     pub fn lseek(&self, off: i64, whence: i32) -> SysResult<u64> {
         let size = match &self.kind {
-            FileKind::Pipe(_) => return Err(Errno::ESPIPE),
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => {
+                return Err(Errno::ESPIPE)
+            }
             FileKind::Host(h) => return h.lseek(off, whence),
             FileKind::Device(_) => return Ok(0),
             FileKind::Path(_) => return Err(Errno::EBADF),
@@ -380,6 +431,7 @@ impl FileDescription {
                 ..Stat::default()
             }),
             FileKind::Host(h) => h.fstat(),
+            FileKind::EventFd(_) | FileKind::Epoll(_) => Ok(anon_stat()),
             FileKind::Proc { node, data } => {
                 let mut st = node.stat(src);
                 if node.file_type() == FileType::Regular {
@@ -412,7 +464,7 @@ impl FileDescription {
     /// `fsync(2)`/`fdatasync(2)`: the overlay is memory; nothing to flush.
     pub fn fsync(&self) -> SysResult<()> {
         match &self.kind {
-            FileKind::Pipe(_) => Err(Errno::EINVAL),
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => Err(Errno::EINVAL),
             FileKind::Path(_) => Err(Errno::EBADF),
             _ => Ok(()),
         }
@@ -473,6 +525,8 @@ impl FileDescription {
     pub fn readiness(&self, mask: EventMask) -> EventMask {
         match &self.kind {
             FileKind::Pipe(p) => p.readiness(mask),
+            FileKind::EventFd(e) => e.readiness(mask),
+            FileKind::Epoll(e) => e.readiness(mask),
             FileKind::Host(h) => h.readiness(mask),
             _ => (EVENT_IN | EVENT_OUT) & mask,
         }
@@ -483,6 +537,7 @@ impl FileDescription {
     pub fn wait_queue(&self) -> Option<&WaitQueue> {
         match &self.kind {
             FileKind::Pipe(p) => Some(p.pipe().queue()),
+            FileKind::EventFd(e) => Some(e.queue()),
             FileKind::Host(h) => Some(h.queue()),
             _ => None,
         }
@@ -559,5 +614,18 @@ impl FileDescription {
     /// Whether this is `/dev/zero` (an `mmap` of it is anonymous memory).
     pub fn is_dev_zero(&self) -> bool {
         matches!(self.kind, FileKind::Device(DevKind::Zero))
+    }
+}
+
+/// `fstat` of an anonymous inode: like Linux's `anon_inode_getfile`, all
+/// share one inode (mode 0600, no type bits).
+fn anon_stat() -> Stat {
+    Stat {
+        dev: ANON_INODE_DEV,
+        ino: 1,
+        nlink: 1,
+        mode: 0o600,
+        blksize: 4096,
+        ..Stat::default()
     }
 }

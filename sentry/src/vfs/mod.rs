@@ -22,6 +22,8 @@
 //! `WaitQueue`.
 
 pub mod dev;
+pub mod epoll;
+pub mod eventfd;
 pub mod fd_table;
 pub mod file;
 pub mod host;
@@ -39,6 +41,7 @@ use std::sync::Arc;
 
 use checkpoints::Stateify;
 
+pub use epoll::{Epoll, EpollEvent, EPOLL_EVENT_SIZE};
 pub use fd_table::FdTable;
 pub use file::{FileDescription, FileKind};
 pub use host::{ioctl_input_len, IoctlOutcome};

@@ -920,3 +920,44 @@ fn proc_mounts_link_and_global_files() {
     assert!(!fx.read_all("/proc/uptime").unwrap().is_empty());
     assert!(fx.names("/proc", 4096).contains(&"filesystems".to_string()));
 }
+
+#[test]
+fn epoll_interest_and_eventfd_counter_survive_checkpoint() {
+    let fx = fixture();
+    let fds = FdTable::new();
+    let (r, w) = FileDescription::new_pipe(0);
+    let (rfd, wfd) = fds.install_pair(r.clone(), w, false).unwrap();
+    let ep = FileDescription::new_epoll();
+    ep.epoll()
+        .unwrap()
+        .ctl(libc::EPOLL_CTL_ADD, rfd, &r, libc::EPOLLIN as u32, 77)
+        .unwrap();
+    drop(r);
+    let epfd = fds.install(ep, true, 0).unwrap();
+    let efd = fds
+        .install(FileDescription::new_eventfd(5, 0), false, 0)
+        .unwrap();
+    let snap = Snapshot {
+        vfs: std::sync::Arc::new(fx.vfs),
+        ctx: fx.ctx,
+        fds,
+    };
+
+    let back = round_trip(&snap);
+    drop(snap);
+
+    let ep = back.fds.get(epfd).unwrap();
+    let ep = ep.epoll().unwrap();
+    assert!(ep.collect(8).is_empty());
+    back.fds.get(wfd).unwrap().write(b"x").unwrap();
+    assert_eq!(
+        ep.collect(8),
+        vec![EpollEvent {
+            events: libc::EPOLLIN as u32,
+            data: 77
+        }]
+    );
+    let mut b = [0u8; 8];
+    back.fds.get(efd).unwrap().read(&mut b).unwrap();
+    assert_eq!(u64::from_le_bytes(b), 5);
+}
