@@ -22,8 +22,8 @@ use sentry::platform::{
 
 use crate::inject::Injection;
 use crate::interrupt::StubInterrupter;
-use crate::regs;
 use crate::process::StubProcess;
+use crate::regs;
 use crate::stub::STUB_BASE;
 
 /// A ptrace-stop of the stub, decoded from the wait status.

@@ -18,7 +18,10 @@
 //! Threading: a context is created on, and used only from, its task's host
 //! thread, which is the stub's tracer (`PtraceContext` is `!Send`). Other
 //! threads kick it through its [`Interrupter`](sentry::platform::Interrupter)
-//! (`interrupt.rs`: `tgkill` with [`INTERRUPT_SIGNAL`]).
+//! (`interrupt.rs`: `tgkill` with [`INTERRUPT_SIGNAL`]). Application
+//! threads are more stub threads of the same stub process
+//! (`Context::new_thread` on the parent task's host thread, then
+//! `ThreadSeed::attach` on the new task's host thread; `thread.rs`).
 //!
 //! CPU placement: by default every new context pins its tracer thread to
 //! one CPU (round-robin over the CPUs the process may use, unless the
@@ -36,8 +39,8 @@
 //! - a context's thread must outlive the context: the stub dies with its
 //!   tracer thread (`PTRACE_O_EXITKILL`).
 //!
-//! Lock order: `Zygote` requests are a channel, no lock; the only lock is
-//! the interrupter's, a leaf.
+//! Lock order: `Zygote` requests are a channel, no lock; the interrupter's
+//! lock and `StubProcess`'s thread count are leaves, never held together.
 #![deny(unsafe_code)]
 
 mod context;
@@ -59,9 +62,9 @@ use std::sync::{Arc, OnceLock};
 use sentry::platform::{Context, FpState, Platform, PlatformError};
 
 pub use context::PtraceContext;
+pub use interrupt::INTERRUPT_SIGNAL;
 use placement::Placement;
 use process::StubProcess;
-pub use interrupt::INTERRUPT_SIGNAL;
 pub use stub::{STUB_BASE, STUB_SIZE, TASK_SIZE, VSYSCALL_ADDR};
 
 /// How contexts are placed on CPUs.
@@ -83,7 +86,9 @@ pub enum StubCreation {
     #[default]
     Zygote,
     /// `fork` of the calling sentry thread: no helper thread, but the cost
-    /// grows with the sentry's private memory.
+    /// grows with the sentry's private memory, and the stub dies with the
+    /// thread that created it (`PR_SET_PDEATHSIG`) even when application
+    /// threads attached elsewhere still use it.
     Fork,
 }
 
