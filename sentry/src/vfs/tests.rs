@@ -961,3 +961,28 @@ fn epoll_interest_and_eventfd_counter_survive_checkpoint() {
     back.fds.get(efd).unwrap().read(&mut b).unwrap();
     assert_eq!(u64::from_le_bytes(b), 5);
 }
+
+#[test]
+fn renamed_lower_file_keeps_reading_lower_data_without_copy_up() {
+    let fx = fixture();
+    fx.vfs
+        .rename(
+            &fx.ctx,
+            At::Cwd,
+            b"/data/a.txt",
+            At::Cwd,
+            b"/etc/a-moved",
+            0,
+            P,
+        )
+        .unwrap();
+    let loc = fx
+        .vfs
+        .lookup(&fx.ctx, At::Cwd, b"/etc/a-moved", true, P)
+        .unwrap();
+    assert!(!loc.overlay_node().unwrap().is_copied_up());
+    assert_eq!(fx.read_all("/etc/a-moved").unwrap(), b"lower a");
+    let data = fx.names("/data", 4096);
+    assert!(!data.contains(&"a.txt".to_string()));
+    assert!(fx.names("/etc", 4096).contains(&"a-moved".to_string()));
+}

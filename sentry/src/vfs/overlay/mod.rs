@@ -355,9 +355,10 @@ impl Overlay {
         if src_is_dir && Self::is_descendant(new_dir, &src) {
             return Err(Errno::EINVAL.because("rename of a directory into itself"));
         }
-        // Copy the source up: after the move, its data must not depend on
-        // a lower path that now names something else in the sandbox.
-        src.copy_up()?;
+        // No data copy-up: a node keeps reading its lower data by its host
+        // path, which the sandbox cannot change, wherever the node moves
+        // (like overlayfs's `redirect_dir`/`metacopy`). Renaming a big lower
+        // file costs nothing.
         self.remove_entry(old_dir, old_name)?;
         if let Some(dst) = &dst {
             let mut d = dst.lock();
