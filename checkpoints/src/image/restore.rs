@@ -34,7 +34,7 @@ pub struct ReadOptions<'a> {
     /// Decompression threads; 0 = one per core.
     pub threads: usize,
     /// Progress of the memory section; may cancel.
-    pub progress: Option<&'a ProgressFn>,
+    pub progress: Option<&'a ProgressFn<'a>>,
 }
 
 /// Where one chunk's pages go.

@@ -18,7 +18,7 @@ pub struct Progress {
 /// Progress callback; returning `ControlFlow::Break(())` cancels the
 /// operation (a write then removes its temporary files). May be called from
 /// worker threads, concurrently.
-pub type ProgressFn = dyn Fn(Progress) -> ControlFlow<()> + Sync;
+pub type ProgressFn<'a> = dyn Fn(Progress) -> ControlFlow<()> + Sync + 'a;
 
 /// What a write did.
 #[derive(Debug, Clone, Default, PartialEq)]

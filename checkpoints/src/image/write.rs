@@ -53,7 +53,7 @@ pub struct WriteOptions<'a> {
     /// form only). Off only for benchmarks and tests of throwaway images.
     pub sync: bool,
     /// Progress of the memory section; may cancel.
-    pub progress: Option<&'a ProgressFn>,
+    pub progress: Option<&'a ProgressFn<'a>>,
 }
 
 impl Default for WriteOptions<'_> {
@@ -184,7 +184,7 @@ fn encode_span(worker: &mut Worker, memory: &[u8], span: &PageRange) -> Result<O
     }))
 }
 
-fn report(progress: Option<&ProgressFn>, done: u64, total: u64) -> Result<(), WriteError> {
+fn report(progress: Option<&ProgressFn<'_>>, done: u64, total: u64) -> Result<(), WriteError> {
     match progress.map(|p| p(Progress { done, total })) {
         Some(ControlFlow::Break(())) => Err(WriteError::Cancelled),
         _ => Ok(()),
