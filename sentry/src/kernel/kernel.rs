@@ -102,6 +102,9 @@ pub struct Kernel {
     outcome: Mutex<Option<ExitStatus>>,
     #[state(nosave)]
     outcome_cv: Condvar,
+    /// Kernel pause coordination (checkpoint). Host-side: not saved.
+    #[state(nosave)]
+    pub(crate) pause: super::pause::Pause,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -125,6 +128,7 @@ impl Kernel {
             futexes: Default::default(),
             outcome: Mutex::new(None),
             outcome_cv: Condvar::new(),
+            pause: Default::default(),
         })
     }
 

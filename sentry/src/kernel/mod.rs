@@ -19,6 +19,9 @@ pub mod futex;
 #[allow(clippy::module_inception)]
 pub mod kernel;
 pub mod limits;
+pub mod pause;
+pub mod checkpoint;
+pub mod restore;
 pub mod pid_ns;
 pub mod procfs;
 pub mod signal;

@@ -126,6 +126,11 @@ pub struct TaskSet {
     pub foreground_pgrp: Pid,
     /// Set once init exited: no new tasks, everything is being torn down.
     pub shutting_down: bool,
+    /// A kernel pause (checkpoint) is in progress: every blocking wait
+    /// returns to park its task (see `kernel::pause`). Host-side
+    /// coordination: not saved (a restored kernel starts unpaused).
+    #[state(nosave)]
+    pub pausing: bool,
 }
 
 impl TaskSet {
@@ -136,6 +141,9 @@ impl TaskSet {
 
     /// Whether `tid` has an unblocked signal pending, or must stop/exit.
     pub fn interrupted(&self, tid: Pid) -> bool {
+        if self.pausing {
+            return true;
+        }
         let Some(e) = self.tasks.get(&tid) else {
             return true;
         };

@@ -91,6 +91,10 @@ pub struct TaskLocal {
     pub pdeathsig: i32,
     /// Sandbox monotonic time at creation (thread CPU clock approximation).
     pub start_time: i64,
+    /// Extended (FP) register state, captured when the task parks for a
+    /// checkpoint (`kernel::pause`) and put back into the new context on
+    /// restore; `None` while the task runs (the context holds it).
+    pub fp: Option<crate::platform::FpState>,
 }
 
 impl Task {

@@ -127,6 +127,12 @@ impl TaskRunner {
                     self.task.local().regs = self.regs;
                     self.check_signals();
                     if self.state == RunState::CheckSignals {
+                        if self.kernel.pause.requested() {
+                            // A clean boundary: park for the checkpoint,
+                            // then look at signals again.
+                            self.park();
+                            continue;
+                        }
                         self.state = RunState::App;
                     }
                 }

@@ -231,6 +231,11 @@ impl TaskRunner {
                     return;
                 }
             }
+            if self.kernel.pause.requested() {
+                // Stopped is a clean boundary too (see `kernel::pause`).
+                self.park();
+                continue;
+            }
             self.task.waiter.wait(None);
         }
     }

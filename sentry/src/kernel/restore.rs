@@ -1,0 +1,278 @@
+//! Restore: rebuild a kernel from an image directory and start its tasks.
+//!
+//! Order (DESIGN.md points 4 and 6: everything is validated before any
+//! guest code runs):
+//! 1. open the image: manifest magic, version, bounds, checksum; section
+//!    file sizes (`DirImage::open`);
+//! 2. schema fingerprint against this build, CPU features against this
+//!    host;
+//! 3. state section: checksum, decompression, decode of the object graph
+//!    ([`Snapshot`]); `after_load` hooks rebuild host objects (a fresh
+//!    memfd grown to the saved length, host stdio re-bound to the
+//!    restoring process's, the overlay's root reopened);
+//! 4. memory section into the fresh memfd, each chunk checked before it
+//!    is written;
+//! 5. the clock offset, so sandbox `CLOCK_MONOTONIC` continues from the
+//!    saved value;
+//! 6. ([`LoadedImage::start`]) the platform over the new memfd, then one
+//!    host thread and one fresh context (stub) per task, with the saved
+//!    registers and FP state; address spaces fault their pages in.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use checkpoints::image::{
+    self, CpuFeatures, DirImage, ImageError, Manifest, ProgressFn, ReadOptions, SchemaMismatch,
+};
+use checkpoints::state::{self, LoadError};
+
+use super::checkpoint::{schema_pairs, Snapshot};
+use super::kernel::Kernel;
+use super::pid_ns::Pid;
+use super::task::TaskRunner;
+use crate::platform::{Platform, PlatformError};
+
+/// Why an image cannot be restored. Nothing of the guest ran.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("invalid image {}", path.display())]
+    Image {
+        path: PathBuf,
+        #[source]
+        source: ImageError,
+    },
+    #[error("the image was written by an incompatible sbx build")]
+    Schema(#[source] SchemaMismatch),
+    #[error("cannot read the host CPU features")]
+    CpuProbe(#[source] image::CpuProbeError),
+    #[error("the image needs CPU features this host lacks")]
+    Cpu(#[source] image::CpuCompatError),
+    #[error("cannot decode the kernel state")]
+    Decode(#[source] LoadError),
+    #[error("cannot write memory at offset {offset:#x} of the memory file")]
+    MemoryWrite { offset: u64 },
+    #[error("the restored kernel is still shared after load (internal error)")]
+    Shared,
+    #[error("the restored state has no init process")]
+    NoInit,
+    #[error("cannot create the platform")]
+    Platform(#[source] PlatformError),
+    #[error("cannot create the context of task {tid}")]
+    Context {
+        tid: Pid,
+        #[source]
+        source: PlatformError,
+    },
+    #[error("cannot spawn the host thread of task {tid}")]
+    Spawn {
+        tid: Pid,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("task {tid}'s saved FP state was rejected by this host")]
+    FpState {
+        tid: Pid,
+        #[source]
+        source: PlatformError,
+    },
+}
+
+/// Figures of a restore.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreReport {
+    /// Manifest, schema and CPU checks.
+    pub validate: Duration,
+    pub state_decode: Duration,
+    pub memory_load: Duration,
+    /// From `start` until every task's context exists and its registers
+    /// are set: the first instruction runs right after.
+    pub first_instruction: Duration,
+    pub state_bytes: u64,
+    pub memory_bytes: u64,
+    pub memory_stored_bytes: u64,
+    pub tasks: usize,
+    pub sandbox_id: String,
+}
+
+/// A kernel rebuilt from an image whose tasks do not run yet.
+pub struct LoadedImage {
+    pub kernel: Arc<Kernel>,
+    pub report: RestoreReport,
+}
+
+impl std::fmt::Debug for LoadedImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedImage")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+fn image_err(path: &Path) -> impl FnOnce(ImageError) -> RestoreError + '_ {
+    move |source| RestoreError::Image {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Checks that an image can be restored by this build on this host.
+pub fn validate(manifest: &Manifest) -> Result<(), RestoreError> {
+    let schema = state::schema_of::<Snapshot>();
+    let pairs = schema_pairs(&schema.types);
+    manifest
+        .head
+        .meta
+        .schema
+        .check_against(schema.root_fingerprint, &pairs)
+        .map_err(RestoreError::Schema)?;
+    let host = CpuFeatures::host().map_err(RestoreError::CpuProbe)?;
+    manifest
+        .head
+        .meta
+        .cpu
+        .check_runnable_on(&host)
+        .map_err(RestoreError::Cpu)
+}
+
+/// Steps 1–5 of the module docs.
+pub fn load(path: &Path, progress: Option<&ProgressFn<'_>>) -> Result<LoadedImage, RestoreError> {
+    let t = Instant::now();
+    let img = DirImage::open(path).map_err(image_err(path))?;
+    validate(img.manifest())?;
+    let mut report = RestoreReport {
+        validate: t.elapsed(),
+        sandbox_id: img.manifest().head.meta.sandbox_id.clone(),
+        ..Default::default()
+    };
+
+    let t = Instant::now();
+    let bytes = img.read_state().map_err(image_err(path))?;
+    report.state_bytes = bytes.len() as u64;
+    let snap: Snapshot = state::load(&bytes).map_err(RestoreError::Decode)?;
+    drop(bytes);
+    report.state_decode = t.elapsed();
+
+    let t = Instant::now();
+    let mf = snap.kernel.mf.clone();
+    let sink = |offset: u64, data: &[u8]| -> std::io::Result<()> {
+        mf.write(offset, data)
+            .map_err(|_| std::io::Error::other("memory file offset out of range"))
+    };
+    let ropts = ReadOptions {
+        threads: 0,
+        progress,
+    };
+    let stats = img
+        .restore_memory_with(&sink, &ropts)
+        .map_err(image_err(path))?;
+    drop(mf);
+    report.memory_load = t.elapsed();
+    report.memory_bytes = stats.memory_restored_bytes;
+    report.memory_stored_bytes = stats.memory_stored_bytes;
+
+    let Snapshot {
+        monotonic_ns,
+        mut kernel,
+    } = snap;
+    let k = Arc::get_mut(&mut kernel).ok_or(RestoreError::Shared)?;
+    let host_now = k.clocks.monotonic() - k.clocks.monotonic_offset;
+    k.clocks.monotonic_offset = monotonic_ns - host_now;
+    {
+        let ts = kernel.tasks();
+        if !ts.procs.contains_key(&1) {
+            return Err(RestoreError::NoInit);
+        }
+        report.tasks = ts.tasks.len();
+    }
+    Ok(LoadedImage { kernel, report })
+}
+
+impl LoadedImage {
+    /// Installs `platform` and starts every task on its own host thread
+    /// with a fresh context. Returns once every context exists.
+    pub fn start(
+        mut self,
+        platform: Arc<dyn Platform>,
+    ) -> Result<(Arc<Kernel>, RestoreReport), RestoreError> {
+        let t = Instant::now();
+        self.kernel.set_platform(platform);
+        let tasks: Vec<_> = self
+            .kernel
+            .tasks()
+            .tasks
+            .values()
+            .map(|e| e.task.clone())
+            .collect();
+        let mut pending = Vec::new();
+        // Every task thread waits at `go` until all contexts exist, so a
+        // failure leaves no guest code having run.
+        let go = Arc::new(std::sync::Barrier::new(tasks.len() + 1));
+        let ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for task in tasks {
+            let tid = task.tid;
+            let kernel = self.kernel.clone();
+            let (tx, rx) = std::sync::mpsc::channel::<Result<(), RestoreError>>();
+            let go = go.clone();
+            let ok = ok.clone();
+            std::thread::Builder::new()
+                .name(format!("task-{tid}"))
+                .spawn(move || {
+                    let mut ctx = match kernel.platform().new_context() {
+                        Ok(c) => c,
+                        Err(source) => {
+                            let _ = tx.send(Err(RestoreError::Context { tid, source }));
+                            go.wait();
+                            return;
+                        }
+                    };
+                    let (regs, fp) = {
+                        let mut l = task.local();
+                        (l.regs, l.fp.take())
+                    };
+                    if let Some(fp) = fp {
+                        if let Err(source) = ctx.set_fp(&fp) {
+                            let _ = tx.send(Err(RestoreError::FpState { tid, source }));
+                            go.wait();
+                            return;
+                        }
+                    }
+                    let runner = TaskRunner::new(kernel, task, ctx, regs);
+                    let _ = tx.send(Ok(()));
+                    go.wait();
+                    if ok.load(std::sync::atomic::Ordering::Acquire) {
+                        runner.run();
+                    }
+                    // Otherwise the restore failed: the runner (and its
+                    // stub) is dropped without running guest code.
+                })
+                .map_err(|source| RestoreError::Spawn { tid, source })?;
+            pending.push(rx);
+        }
+        let mut first_err = None;
+        for rx in pending {
+            match rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(RestoreError::Context {
+                        tid: 0,
+                        source: PlatformError::Unsupported {
+                            what: "task thread died during restore",
+                        },
+                    });
+                }
+            }
+        }
+        ok.store(first_err.is_none(), std::sync::atomic::Ordering::Release);
+        self.report.first_instruction = t.elapsed();
+        go.wait();
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        tracing::info!(tasks = self.report.tasks, "sandbox restored");
+        Ok((self.kernel, self.report))
+    }
+}
