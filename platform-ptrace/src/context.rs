@@ -29,15 +29,19 @@ use crate::stub::STUB_BASE;
 /// A ptrace-stop of the stub, decoded from the wait status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stop {
-    /// Syscall-entry-stop (`SIGTRAP | 0x80` with `PTRACE_O_TRACESYSGOOD`),
-    /// or the seccomp stop of a vsyscall-page call.
+    /// Syscall-entry-stop (`SIGTRAP | 0x80` with `PTRACE_O_TRACESYSGOOD`).
     SyscallEntry,
+    /// The seccomp stop of a vsyscall-page call.
+    Vsyscall,
     /// Signal-delivery-stop (or, for `SIGSTOP` & co. of a stub traced
     /// since its fork, possibly a group-stop) with this signal.
     Signal(i32),
     /// `PTRACE_EVENT_STOP`: group-stop related trap of a seized stub.
     Trap,
 }
+
+/// `si_code` of a fault the kernel raised itself (Linux `SI_KERNEL`).
+const SI_KERNEL: i32 = 0x80;
 
 /// Host signals that report a synchronous fault of application code.
 pub(crate) fn is_fault_signal(sig: i32) -> bool {
@@ -151,7 +155,7 @@ impl PtraceContext {
                 }
                 if sig == libc::SIGTRAP && status >> 16 == libc::PTRACE_EVENT_SECCOMP {
                     // A call into the vsyscall page (see stub::VSYSCALL_FILTER).
-                    return Ok(Stop::SyscallEntry);
+                    return Ok(Stop::Vsyscall);
                 }
                 if status >> 16 == libc::PTRACE_EVENT_STOP {
                     // A group-stop or its end, reported to a seizing tracer
@@ -175,6 +179,28 @@ impl PtraceContext {
             // ptrace's siginfo carries no page-fault error code.
             write: None,
         })
+    }
+
+    /// Whether the syscall-stop with registers `host` came through the
+    /// 32-bit ABI. The `syscall` instruction itself loads `rcx` with the
+    /// return address and `r11` with the flags, so when both match (and
+    /// the code segment is the 64-bit one) it was `syscall`: no extra
+    /// request on the hot path. Otherwise (an `int 0x80`, or a CPU whose
+    /// `syscall` leaves `rcx`/`r11` alone, as with FRED) the kernel is
+    /// asked. A program that forges `rcx`/`r11` before `int 0x80` only
+    /// gets its call read as a 64-bit one: its own loss, not the host's.
+    fn is_compat_syscall(&mut self, host: &libc::user_regs_struct) -> Result<bool, PlatformError> {
+        if host.rcx == host.rip && host.r11 == host.eflags && host.cs == self.init.cs {
+            return Ok(false);
+        }
+        match crate::sys::is_compat_syscall(self.tid) {
+            Ok(compat) => Ok(compat),
+            Err(source) => Err(PlatformError::Ptrace {
+                op: "PTRACE_GET_SYSCALL_INFO",
+                tid: self.tid,
+                source,
+            }),
+        }
     }
 
     /// Refuses ranges that would touch the stub's own page.
@@ -226,8 +252,9 @@ impl Context for PtraceContext {
         }
         self.cached = None;
         ptrace::sysemu(pid, None).map_err(|e| self.ptrace_error("PTRACE_SYSEMU", e))?;
-        let event = match self.wait_stop()? {
-            Stop::SyscallEntry => Event::Syscall,
+        let stop = self.wait_stop()?;
+        let event = match stop {
+            Stop::SyscallEntry | Stop::Vsyscall => Event::Syscall,
             Stop::Signal(sig) if is_fault_signal(sig) => Event::Fault(self.fault(sig)?),
             // The kick, or any other host signal: suppressed (the next
             // resume passes no signal) and not the application's business.
@@ -236,6 +263,19 @@ impl Context for PtraceContext {
         let host = ptrace::getregs(pid).map_err(|e| self.ptrace_error("PTRACE_GETREGS", e))?;
         regs::from_host(&host, regs);
         self.cached = Some(host);
+        if stop == Stop::SyscallEntry && self.is_compat_syscall(&host)? {
+            // Linux without IA-32 emulation: `int 0x80` is a general
+            // protection fault (SIGSEGV, SI_KERNEL) at the instruction.
+            // Both `int 0x80` and `syscall` are 2 bytes long. The pending
+            // system call is skipped at the next resume (PTRACE_SYSEMU).
+            regs.rip = host.rip.wrapping_sub(2);
+            return Ok(Event::Fault(Fault {
+                signo: libc::SIGSEGV,
+                code: SI_KERNEL,
+                addr: 0,
+                write: None,
+            }));
+        }
         Ok(event)
     }
 

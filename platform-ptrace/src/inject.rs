@@ -84,7 +84,7 @@ impl<'a> Injection<'a> {
                         errno: libc::EFAULT,
                     });
                 }
-                Stop::Signal(_) | Stop::SyscallEntry | Stop::Trap => {
+                Stop::Signal(_) | Stop::SyscallEntry | Stop::Vsyscall | Stop::Trap => {
                     // A kick (or another host signal) arrived meanwhile:
                     // remember it for the next switch, suppress it, go on.
                     self.ctx.pending_interrupt = true;

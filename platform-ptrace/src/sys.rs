@@ -99,6 +99,45 @@ pub(crate) fn set_xstate(tid: i32, buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// `PTRACE_GET_SYSCALL_INFO` (Linux `include/uapi/linux/ptrace.h`).
+const PTRACE_GET_SYSCALL_INFO: libc::c_uint = 0x420e;
+/// `PTRACE_SYSCALL_INFO_ENTRY`.
+const PTRACE_SYSCALL_INFO_ENTRY: u8 = 1;
+/// `AUDIT_ARCH_X86_64` (Linux `include/uapi/linux/audit.h`).
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// The head of `struct ptrace_syscall_info`: the kernel copies only as
+/// much as the caller asks for.
+#[repr(C)]
+#[derive(Default)]
+struct SyscallInfoHead {
+    op: u8,
+    pad: [u8; 3],
+    arch: u32,
+}
+
+/// Whether thread `tid`, in a syscall-entry-stop, entered through the
+/// 32-bit ABI (`int 0x80`, or `syscall` from a 32-bit code segment) rather
+/// than the x86-64 one.
+pub(crate) fn is_compat_syscall(tid: i32) -> io::Result<bool> {
+    let mut head = SyscallInfoHead::default();
+    // SAFETY: the kernel writes at most `size_of::<SyscallInfoHead>()`
+    // bytes (the size passed as `addr`) into `head`, a valid, writable,
+    // repr(C) value; nothing is retained after the call.
+    let ret = unsafe {
+        libc::ptrace(
+            PTRACE_GET_SYSCALL_INFO,
+            tid,
+            std::mem::size_of::<SyscallInfoHead>(),
+            &mut head as *mut SyscallInfoHead as *mut libc::c_void,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(head.op == PTRACE_SYSCALL_INFO_ENTRY && head.arch != AUDIT_ARCH_X86_64)
+}
+
 /// `si_addr` of a fault siginfo (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP).
 pub(crate) fn siginfo_addr(info: &libc::siginfo_t) -> u64 {
     // SAFETY: for the fault signals this crate decodes, the kernel fills the

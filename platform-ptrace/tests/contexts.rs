@@ -85,6 +85,13 @@ const ILL_THEN_DIV0_PROG: &[u8] = &[0x0f, 0x0b, 0x31, 0xc9, 0xf7, 0xf1];
 const ILL_ILLOPN: i32 = 2;
 const FPE_INTDIV: i32 = 1;
 
+/// ```text
+///  0: b8 14 00 00 00   mov eax, 20   ; getpid in the i386 table
+///  5: cd 80            int 0x80
+///  7: cc               int3
+/// ```
+const INT80_PROG: &[u8] = &[0xb8, 0x14, 0x00, 0x00, 0x00, 0xcd, 0x80, 0xcc];
+
 const SEGV_MAPERR: i32 = 1;
 const SEGV_ACCERR: i32 = 2;
 /// `si_code` of an `int3` trap (Linux `SI_KERNEL`).
@@ -98,6 +105,9 @@ fn syscall_stop_reports_number_args_and_result_reaches_guest() {
     let nr = g.regs.syscall_nr();
     let args = g.regs.syscall_args();
     let rip = g.regs.rip;
+    // What the 32-bit-ABI check's fast path relies on: `syscall` loaded
+    // rcx with the return address and r11 with the flags.
+    let fast_path = (g.regs.rcx == g.regs.rip, g.regs.r11 == g.regs.eflags);
     g.regs.rax = 0x1234_5678;
     let second = g.ctx.switch(&mut g.regs).unwrap();
 
@@ -105,6 +115,7 @@ fn syscall_stop_reports_number_args_and_result_reaches_guest() {
     assert_eq!(nr, libc::SYS_getpid as u64);
     assert_eq!(&args[..2], &[11, 22]);
     assert_eq!(rip, CODE + 0x15, "rip points after the syscall instruction");
+    assert_eq!(fast_path, (true, true));
     assert!(matches!(second, Event::Fault(f) if f.signo == libc::SIGTRAP && f.code == SI_KERNEL));
     assert_eq!(
         g.read_u64(DATA_OFF),
@@ -263,6 +274,29 @@ fn xmm0_set_through_set_fp_is_stored_by_guest() {
     assert_eq!(g.read_u64(DATA_OFF + 8), 0x0123_4567_89ab_cdef);
     assert_eq!(back.bytes[160..176], fp.bytes[160..176]);
     assert_eq!(back.bytes.len(), g.platform.fp_state_size());
+}
+
+#[test]
+fn int_0x80_is_a_general_protection_fault_not_a_syscall() {
+    let mut g = Guest::new(INT80_PROG);
+    g.regs.rcx = 0x1111; // whatever the program holds
+
+    let event = g.ctx.switch(&mut g.regs).unwrap();
+    let rip = g.regs.rip;
+    g.regs.rip += 2; // a kernel would deliver SIGSEGV; skip the int instead
+    let after = g.ctx.switch(&mut g.regs).unwrap();
+
+    let expected = Fault {
+        signo: libc::SIGSEGV,
+        code: SI_KERNEL,
+        addr: 0,
+        write: None,
+    };
+    assert_eq!((event, rip), (Event::Fault(expected), CODE + 5));
+    assert!(
+        matches!(after, Event::Fault(f) if f.signo == libc::SIGTRAP),
+        "{after:?}"
+    );
 }
 
 #[test]
