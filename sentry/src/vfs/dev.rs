@@ -9,6 +9,9 @@ use crate::vfs::stat::{dev_make, FileType, Stat};
 /// The device number of the synthetic devfs (an anonymous device).
 pub const DEVFS_DEV: u64 = 0x2c;
 
+/// Inode number of `/dev/shm` (an overlay directory with devfs identity).
+pub const DEV_SHM_INO: u64 = 40;
+
 /// A character device the sentry implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
 pub enum DevKind {
@@ -140,7 +143,8 @@ impl DevNode {
         let links = LINKS
             .iter()
             .map(|(n, l)| (n.to_vec(), DevNode::Link(*l).ino(), FileType::Symlink));
-        devs.chain(links).collect()
+        let shm = std::iter::once((b"shm".to_vec(), DEV_SHM_INO, FileType::Directory));
+        devs.chain(links).chain(shm).collect()
     }
 
     /// The node's synthetic inode number.

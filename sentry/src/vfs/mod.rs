@@ -55,8 +55,12 @@ pub use stat::{FileType, Stat, Timespec};
 /// The sandbox's mount namespace: the overlay root with `/dev` and
 /// `/proc` on top.
 #[derive(Debug, Stateify)]
+#[state(after_load = "relink_shm")]
 pub struct Vfs {
     overlay: Arc<Overlay>,
+    /// The root of `/dev/shm`: an in-memory directory (like a tmpfs) made
+    /// of upper-only overlay nodes.
+    shm: Arc<overlay::Node>,
 }
 
 /// Per-process filesystem context (Linux `struct fs_struct`). Cloned on
@@ -76,9 +80,20 @@ impl Vfs {
     /// A namespace whose root is the host directory `root_dir` seen
     /// read-only through an in-memory overlay.
     pub fn new(root_dir: &Path) -> Result<Vfs, OverlayNewError> {
-        Ok(Vfs {
-            overlay: Arc::new(Overlay::new(root_dir)?),
-        })
+        let overlay = Arc::new(Overlay::new(root_dir)?);
+        let shm = overlay.new_detached_dir(b"shm", 0o1777, dev::DEV_SHM_INO, dev::DEVFS_DEV);
+        Ok(Vfs { overlay, shm })
+    }
+
+    /// after_load: parent pointers below `/dev/shm` (the overlay's own
+    /// after_load covers the root tree).
+    fn relink_shm(&self) {
+        Overlay::relink_tree(&self.shm);
+    }
+
+    /// The root of `/dev/shm`.
+    pub fn shm(&self) -> &Arc<overlay::Node> {
+        &self.shm
     }
 
     /// The overlay root filesystem.

@@ -15,6 +15,7 @@
 //! method on one component.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
 use crate::vfs::dev::DevNode;
@@ -98,6 +99,7 @@ impl<'a> Resolver<'a> {
             return cur.clone();
         }
         match cur {
+            Location::Overlay(n) if Arc::ptr_eq(n, self.vfs.shm()) => Location::Dev(DevNode::Root),
             Location::Overlay(n) => match n.parent() {
                 Some(p) => Location::Overlay(p),
                 None => cur.clone(),
@@ -118,8 +120,11 @@ impl<'a> Resolver<'a> {
         if name.len() > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
+        if cur == &Location::Dev(DevNode::Root) && name == b"shm" {
+            return Ok(Location::Overlay(self.vfs.shm().clone()));
+        }
         if let Location::Overlay(n) = cur {
-            if std::sync::Arc::ptr_eq(n, self.vfs.overlay().root()) {
+            if Arc::ptr_eq(n, self.vfs.overlay().root()) {
                 match name {
                     b"dev" => return Ok(Location::Dev(DevNode::Root)),
                     b"proc" => return Ok(Location::Proc(ProcNode::Root)),
@@ -245,6 +250,10 @@ impl<'a> Resolver<'a> {
                 break;
             }
             match &cur {
+                Location::Overlay(n) if Arc::ptr_eq(n, self.vfs.shm()) => {
+                    names.push(b"shm".to_vec());
+                    cur = Location::Dev(DevNode::Root);
+                }
                 Location::Overlay(n) => {
                     if n.is_removed_dir() {
                         return Err(Errno::ENOENT.because("directory was removed"));

@@ -986,3 +986,51 @@ fn renamed_lower_file_keeps_reading_lower_data_without_copy_up() {
     assert!(!data.contains(&"a.txt".to_string()));
     assert!(fx.names("/etc", 4096).contains(&"a-moved".to_string()));
 }
+
+#[test]
+fn dev_shm_is_a_writable_in_memory_directory() {
+    let fx = fixture();
+    fx.write_file("/dev/shm/sem.x", b"shared", libc::O_CREAT as u32);
+    assert_eq!(fx.read_all("/dev/shm/sem.x").unwrap(), b"shared");
+    assert_eq!(fx.read_all("/dev/shm/../null").unwrap(), b"");
+    assert!(fx.names("/dev", 4096).contains(&"shm".to_string()));
+    assert_eq!(fx.names("/dev/shm", 4096), vec![".", "..", "sem.x"]);
+    let mut ctx = fx.ctx.clone();
+    fx.vfs.chdir(&mut ctx, b"/dev/shm", P).unwrap();
+    assert_eq!(fx.vfs.getcwd(&ctx, P).unwrap(), b"/dev/shm");
+    assert_eq!(
+        fx.vfs
+            .rmdir(&fx.ctx, At::Cwd, b"/dev/shm", P)
+            .unwrap_err()
+            .code(),
+        libc::EACCES
+    );
+    assert!(!fx.lower.join("dev").exists());
+}
+
+#[test]
+fn dev_shm_contents_and_parents_survive_checkpoint() {
+    let fx = fixture();
+    fx.vfs
+        .mkdir(&fx.ctx, At::Cwd, b"/dev/shm/d", 0o755, ROOT, P)
+        .unwrap();
+    fx.write_file("/dev/shm/d/f", b"shm data", libc::O_CREAT as u32);
+    let mut ctx = fx.ctx.clone();
+    fx.vfs.chdir(&mut ctx, b"/dev/shm/d", P).unwrap();
+    let snap = Snapshot {
+        vfs: std::sync::Arc::new(fx.vfs),
+        ctx,
+        fds: FdTable::new(),
+    };
+
+    let back = round_trip(&snap);
+
+    assert_eq!(back.vfs.getcwd(&back.ctx, P).unwrap(), b"/dev/shm/d");
+    let f = back
+        .vfs
+        .open(&back.ctx, At::Cwd, b"f", RO, 0, ROOT, P)
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(f.read(&mut buf).unwrap(), 8);
+    assert_eq!(&buf[..8], b"shm data");
+}

@@ -120,7 +120,12 @@ impl Overlay {
     /// tree (removed, but still someone's cwd) keep no parent: their `..`
     /// is themselves.
     fn relink(&self) {
-        let mut stack = vec![self.root.clone()];
+        Self::relink_tree(&self.root);
+    }
+
+    /// Sets the parent pointer of every directory below `top`.
+    pub(crate) fn relink_tree(top: &Arc<Node>) {
+        let mut stack = vec![top.clone()];
         while let Some(dir) = stack.pop() {
             let children: Vec<Arc<Node>> = match &dir.lock().dir {
                 Some(ds) => ds.entries.values().cloned().collect(),
@@ -135,6 +140,23 @@ impl Overlay {
                 }
             }
         }
+    }
+
+    /// A new upper-only directory outside the tree (the root of a
+    /// tmpfs-like mount such as `/dev/shm`), with a fixed identity.
+    pub fn new_detached_dir(&self, name: &[u8], perm: u32, ino: u64, dev: u64) -> Arc<Node> {
+        Node::new_upper(
+            &self.host,
+            ino,
+            dev,
+            FileType::Directory,
+            perm,
+            0,
+            0,
+            None,
+            std::sync::Weak::new(),
+            name,
+        )
     }
 
     /// The root directory.
