@@ -82,7 +82,7 @@ pub(crate) fn decode_state(info: &StateInfo, stored: Vec<u8>) -> Result<Vec<u8>,
         Codec::Zstd => {
             // Grow with the data actually produced, never by trusting
             // raw_len for the whole allocation up front.
-            let mut out = Vec::with_capacity(info.raw_len.min(64 << 20) as usize);
+            let mut out = Vec::with_capacity(info.raw_len.min(4 << 20) as usize);
             let decoder = zstd::stream::read::Decoder::with_buffer(stored.as_slice())
                 .map_err(|source| ImageError::StateDecompress {
                     expected: info.raw_len,
