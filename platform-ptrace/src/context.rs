@@ -293,12 +293,26 @@ impl Context for PtraceContext {
     }
 
     fn set_fp(&mut self, fp: &FpState) -> Result<(), PlatformError> {
-        if fp.bytes.len() != self.process.fp_size {
+        let size = self.process.fp_size;
+        if fp.bytes.len() == size {
+            return crate::sys::set_xstate(self.tid, &fp.bytes)
+                .map_err(PlatformError::BadRegisters);
+        }
+        // An image from a host with other CPU features (a restored or
+        // migrated checkpoint): convert it to this host's layout.
+        if fp.bytes.len() < crate::fpu::MIN_IMAGE || size < crate::fpu::MIN_IMAGE {
             return Err(PlatformError::BadRegisters(
                 std::io::Error::from_raw_os_error(libc::EINVAL),
             ));
         }
-        crate::sys::set_xstate(self.tid, &fp.bytes).map_err(PlatformError::BadRegisters)
+        let mut host = vec![0u8; size];
+        crate::sys::get_xstate(self.tid, &mut host).map_err(|source| PlatformError::Ptrace {
+            op: "PTRACE_GETREGSET",
+            tid: self.tid,
+            source,
+        })?;
+        let image = crate::fpu::adapt_image(&fp.bytes, &host);
+        crate::sys::set_xstate(self.tid, &image).map_err(PlatformError::BadRegisters)
     }
 
     fn map(

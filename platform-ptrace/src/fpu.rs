@@ -3,7 +3,9 @@
 //!
 //! The state lives in the stub thread between switches; the sentry only
 //! reads it (signal frames, checkpoints) and writes it (sigreturn, restore,
-//! exec) when it needs to.
+//! exec) when it needs to. Images are in the standard (uncompacted) XSAVE
+//! format of this host's size; an image of another size (a checkpoint
+//! from a host with other CPU features) is converted by [`adapt_image`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -69,4 +71,56 @@ pub(crate) fn initial_image(size: usize) -> Vec<u8> {
     image[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
     image[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
     image
+}
+
+/// Byte offsets in the standard XSAVE format (Intel SDM vol. 1, 13.4).
+const SW_RESERVED: std::ops::Range<usize> = 464..512;
+const XSTATE_BV: usize = 512;
+const XCOMP_BV: usize = 520;
+/// The legacy area plus the XSAVE header: the smallest XSAVE image.
+pub(crate) const MIN_IMAGE: usize = 576;
+/// Where the kernel reports the features it supports in an image it
+/// wrote (`struct _fpx_sw_bytes.xfeatures`, after `FP_XSTATE_MAGIC1`).
+const SW_MAGIC1: usize = 464;
+const SW_XFEATURES: usize = 472;
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+
+/// Converts `image`, an XSAVE image from another host (another size: other
+/// CPU features), to this host's `host` image layout, so it can be loaded:
+/// known components are kept, components this host lacks or that `image`
+/// does not carry whole are dropped to their initial state (their
+/// XSTATE_BV bits cleared). `host` is an image this host's kernel wrote
+/// (for its size and supported features). `image` must hold at least the
+/// legacy area and the XSAVE header.
+pub(crate) fn adapt_image(image: &[u8], host: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; host.len()];
+    let n = image.len().min(host.len());
+    out[..n].copy_from_slice(&image[..n]);
+    out[SW_RESERVED].copy_from_slice(&host[SW_RESERVED]);
+    let magic = u32::from_le_bytes(read(host, SW_MAGIC1));
+    let supported = if magic == FP_XSTATE_MAGIC1 {
+        u64::from_le_bytes(read(host, SW_XFEATURES))
+    } else {
+        u64::MAX
+    };
+    let mut bv = u64::from_le_bytes(read(image, XSTATE_BV)) & supported;
+    for bit in 2..64u32 {
+        if bv & (1 << bit) == 0 {
+            continue;
+        }
+        let (size, offset) = crate::sys::cpuid_xsave_component(bit);
+        if size == 0 || offset + size > n {
+            bv &= !(1 << bit);
+        }
+    }
+    out[XSTATE_BV..XSTATE_BV + 8].copy_from_slice(&bv.to_le_bytes());
+    out[XCOMP_BV..XCOMP_BV + 8].copy_from_slice(&0u64.to_le_bytes());
+    out
+}
+
+/// The 4 or 8 bytes at `at` (the caller checked the length).
+fn read<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&buf[at..at + N]);
+    out
 }

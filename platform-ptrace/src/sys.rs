@@ -167,3 +167,13 @@ pub(crate) fn cpuid_xsave_size() -> usize {
     let leaf = unsafe { std::arch::x86_64::__cpuid_count(0xd, 0) };
     leaf.ebx as usize
 }
+
+/// Size and standard-format offset of XSAVE state component `i` (>= 2):
+/// CPUID leaf 0xD, sub-leaf `i`, EAX and EBX.
+pub(crate) fn cpuid_xsave_component(i: u32) -> (usize, usize) {
+    // SAFETY: as in `cpuid_xsave_size`; sub-leaves of 0xD for components
+    // the CPU lacks return zeroes.
+    #[allow(unused_unsafe)]
+    let leaf = unsafe { std::arch::x86_64::__cpuid_count(0xd, i) };
+    (leaf.eax as usize, leaf.ebx as usize)
+}

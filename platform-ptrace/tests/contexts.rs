@@ -332,8 +332,48 @@ fn vsyscall_page_call_is_a_syscall_the_sentry_answers() {
     assert_eq!(g.regs.rip, CODE + 0x1b);
 }
 
+/// An XSAVE image with only the legacy area and the header, XMM0 set (as
+/// a host with nothing beyond SSE would write it).
+fn sse_only_image() -> FpState {
+    let mut bytes = vec![0u8; 576];
+    bytes[0..2].copy_from_slice(&0x37fu16.to_le_bytes()); // FCW
+    bytes[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
+    bytes[160..176].copy_from_slice(&0xfeed_u128.to_le_bytes()); // XMM0
+    bytes[512] = 0b11; // XSTATE_BV: x87 | SSE
+    FpState { bytes }
+}
+
 #[test]
-fn set_fp_of_wrong_size_is_rejected() {
+fn smaller_fp_image_from_another_host_is_adapted() {
+    let mut g = Guest::new(XMM_PROG);
+
+    g.ctx.set_fp(&sse_only_image()).unwrap();
+    let event = g.ctx.switch(&mut g.regs).unwrap();
+
+    assert!(matches!(event, Event::Fault(f) if f.signo == libc::SIGTRAP));
+    assert_eq!(g.read_u64(DATA_OFF), 0xfeed);
+}
+
+#[test]
+fn larger_fp_image_with_unknown_features_is_adapted() {
+    let mut g = Guest::new(XMM_PROG);
+    let mut image = FpState::default();
+    g.ctx.get_fp(&mut image).unwrap();
+    image.bytes[160..176].copy_from_slice(&0xbeef_u128.to_le_bytes());
+    image.bytes[512] |= 0b10;
+    // A component no CPU has (yet), and its room at the end.
+    image.bytes[517] |= 1; // XSTATE_BV bit 40
+    image.bytes.extend_from_slice(&[0u8; 4096]);
+
+    g.ctx.set_fp(&image).unwrap();
+    let event = g.ctx.switch(&mut g.regs).unwrap();
+
+    assert!(matches!(event, Event::Fault(f) if f.signo == libc::SIGTRAP));
+    assert_eq!(g.read_u64(DATA_OFF), 0xbeef);
+}
+
+#[test]
+fn set_fp_without_xsave_header_is_rejected() {
     let mut g = Guest::new(SPIN_PROG);
 
     let err = g
