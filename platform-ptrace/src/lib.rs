@@ -192,6 +192,14 @@ impl PtracePlatform {
     }
 }
 
+impl PtracePlatform {
+    /// The host pid of the zygote stub (diagnostics, tests); `None` with
+    /// [`StubCreation::Fork`].
+    pub fn zygote_pid(&self) -> Option<i32> {
+        self.zygote.as_ref().map(|z| z.pid())
+    }
+}
+
 impl Platform for PtracePlatform {
     fn new_context(&self) -> Result<Box<dyn Context>, PlatformError> {
         Ok(Box::new(self.new_ptrace_context()?))

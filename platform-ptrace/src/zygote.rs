@@ -26,6 +26,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ type Reply = mpsc::SyncSender<Result<i32, PlatformError>>;
 #[derive(Debug)]
 pub(crate) struct Zygote {
     requests: mpsc::Sender<Reply>,
+    /// The current zygote stub's pid (diagnostics), kept by its thread.
+    pid: Arc<AtomicI32>,
 }
 
 impl Zygote {
@@ -55,17 +58,24 @@ impl Zygote {
     ) -> Result<Arc<Zygote>, PlatformError> {
         let (requests, rx) = mpsc::channel::<Reply>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let pid = Arc::new(AtomicI32::new(0));
+        let pid2 = pid.clone();
         std::thread::Builder::new()
             .name("sbx-stub-zygote".into())
-            .spawn(move || serve(page, memfd, rx, ready_tx))
+            .spawn(move || serve(page, memfd, rx, ready_tx, &pid2))
             .map_err(PlatformError::CreateStub)?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Arc::new(Zygote { requests })),
+            Ok(Ok(())) => Ok(Arc::new(Zygote { requests, pid })),
             Ok(Err(err)) => Err(err),
             Err(_) => Err(PlatformError::CreateStub(io::Error::other(
                 "zygote thread ended during start-up",
             ))),
         }
+    }
+
+    /// The zygote stub's host pid.
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid.load(Ordering::Relaxed)
     }
 
     /// A new stub: a child of the zygote thread in group-stop, untraced.
@@ -83,6 +93,7 @@ fn serve(
     memfd: RawFd,
     requests: mpsc::Receiver<Reply>,
     ready: mpsc::SyncSender<Result<(), PlatformError>>,
+    pid: &AtomicI32,
 ) {
     let mut zygote = match spawn_zygote(page, memfd) {
         Ok(z) => z,
@@ -91,6 +102,7 @@ fn serve(
             return;
         }
     };
+    pid.store(zygote.stub_pid(), Ordering::Relaxed);
     let _ = ready.send(Ok(()));
     drop(ready);
     for reply in requests {
@@ -100,6 +112,7 @@ fn serve(
             tracing::warn!("stub zygote died; recreating it");
             result = spawn_zygote(page, memfd).and_then(|z| {
                 zygote = z;
+                pid.store(zygote.stub_pid(), Ordering::Relaxed);
                 clone_stub(&mut zygote, page)
             });
         }

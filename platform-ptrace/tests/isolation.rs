@@ -201,3 +201,42 @@ fn zygote_stub_is_a_child_of_the_sentry() {
     // The tracer is this (test) thread, not the zygote thread.
     assert_eq!(tracer, nix::unistd::gettid().to_string());
 }
+
+#[test]
+fn a_killed_zygote_is_replaced() {
+    let g = guest(StubCreation::Zygote);
+    let zygote = g.platform.zygote_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(zygote),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+
+    let ctx = g.platform.new_ptrace_context();
+
+    assert!(ctx.is_ok(), "{:?}", ctx.err());
+    assert_ne!(g.platform.zygote_pid(), Some(zygote));
+    assert!(is_dead(zygote));
+}
+
+#[test]
+fn zygote_holds_nothing_of_the_sentry_either() {
+    let g = guest(StubCreation::Zygote);
+    let zygote = g.platform.zygote_pid().unwrap();
+
+    let maps = mappings(zygote);
+    let fds = std::fs::read_dir(format!("/proc/{zygote}/fd"))
+        .unwrap()
+        .count();
+
+    let ranges: Vec<(u64, u64)> = maps.iter().map(|(a, b, _)| (*a, *b)).collect();
+    assert_eq!(
+        ranges,
+        vec![
+            (STUB_BASE, STUB_BASE + STUB_SIZE),
+            (0xffff_ffff_ff60_0000, 0xffff_ffff_ff60_1000)
+        ],
+        "{maps:#?}"
+    );
+    assert_eq!(fds, 1);
+}
