@@ -260,3 +260,46 @@ fn second_thread_can_be_interrupted() {
     );
     let _ = CODE_OFF;
 }
+
+#[test]
+fn many_threads_dropping_together_leave_nothing_behind() {
+    const THREADS: usize = 8;
+    let mut g = Guest::new(&programs());
+    let pid = g.ctx.stub_pid();
+    let seeds: Vec<_> = (0..THREADS).map(|_| g.ctx.new_thread().unwrap()).collect();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(THREADS + 1));
+
+    let workers: Vec<_> = seeds
+        .into_iter()
+        .map(|seed| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut ctx = seed.attach().unwrap();
+                let mut regs = Registers {
+                    rip: SECOND,
+                    ..Registers::default()
+                };
+                let event = ctx.switch(&mut regs).unwrap();
+                barrier.wait();
+                drop(ctx); // all at once, racing the main context's drop
+                event
+            })
+        })
+        .collect();
+    let tasks = {
+        // Every worker has run once when it reaches the barrier.
+        barrier.wait();
+        task_count(pid)
+    };
+    drop(g);
+    let events: Vec<Event> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+
+    assert_eq!(tasks, THREADS + 1);
+    assert!(events
+        .iter()
+        .all(|e| matches!(e, Event::Fault(f) if f.signo == libc::SIGTRAP)));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "process killed and reaped"
+    );
+}
