@@ -123,3 +123,8 @@ fn random_syscalls_do_not_crash_the_sentry() {
     assert_eq!(r.status, 0);
     assert!(!log.contains("panicked"), "sentry panicked: {log}");
 }
+
+#[test]
+fn sigchld_siginfo_waitid_sleep_restart_and_handler_flags() {
+    self_check("signals2", Link::Static, &[], &Opts::default());
+}
