@@ -24,6 +24,7 @@ use crate::vfs::overlay::{DirEntry, Node};
 use crate::vfs::pipe::{PipeEnd, PIPEFS_DEV};
 use crate::vfs::proc::{ProcNode, ProcSource};
 use crate::vfs::stat::{FileType, Stat};
+use crate::vfs::unix::{SockType, SocketEnd, UnixSocket};
 use crate::waiter::{EventMask, WaitQueue, EVENT_IN, EVENT_OUT};
 
 /// Status flags `F_SETFL` may change. Linux: fs/fcntl.c `SETFL_MASK`.
@@ -51,6 +52,15 @@ pub enum FileKind {
     EventFd(Arc<EventFd>),
     /// An epoll instance.
     Epoll(Arc<Epoll>),
+    /// A Unix domain socket.
+    Socket(SocketEnd),
+}
+
+/// The device number sockets report (`sockfs`).
+pub const SOCKFS_DEV: u64 = 0x08;
+
+fn socket_ino(s: &Arc<UnixSocket>) -> u64 {
+    s.ino()
 }
 
 /// The device number of anonymous inodes (eventfd, epoll).
@@ -134,6 +144,42 @@ impl FileDescription {
         )
     }
 
+    /// A description of the Unix socket `sock`; `flags` may hold
+    /// `O_NONBLOCK` (`SOCK_NONBLOCK`).
+    pub fn new_socket(sock: Arc<UnixSocket>, flags: u32) -> Arc<FileDescription> {
+        let nb = flags & libc::O_NONBLOCK as u32;
+        FileDescription::new(
+            FileKind::Socket(SocketEnd::new(sock)),
+            libc::O_RDWR as u32 | nb,
+            Vec::new(),
+        )
+    }
+
+    /// `socket(AF_UNIX, type, 0)`.
+    pub fn new_unix_socket(stype: SockType, flags: u32) -> Arc<FileDescription> {
+        FileDescription::new_socket(UnixSocket::new(stype), flags)
+    }
+
+    /// `socketpair(AF_UNIX, type, 0)`.
+    pub fn new_unix_pair(
+        stype: SockType,
+        flags: u32,
+    ) -> (Arc<FileDescription>, Arc<FileDescription>) {
+        let (a, b) = UnixSocket::pair(stype);
+        (
+            FileDescription::new_socket(a, flags),
+            FileDescription::new_socket(b, flags),
+        )
+    }
+
+    /// The socket; `ENOTSOCK` for other files.
+    pub fn socket(&self) -> SysResult<&Arc<UnixSocket>> {
+        match &self.kind {
+            FileKind::Socket(s) => Ok(s.socket()),
+            _ => Err(Errno::ENOTSOCK),
+        }
+    }
+
     /// The epoll instance, if this is one.
     pub fn epoll(&self) -> Option<&Arc<Epoll>> {
         match &self.kind {
@@ -175,6 +221,7 @@ impl FileDescription {
             // Anonymous inodes have no type bits; callers only need
             // "not a directory, not a symlink".
             FileKind::EventFd(_) | FileKind::Epoll(_) => FileType::Regular,
+            FileKind::Socket(_) => FileType::Socket,
             FileKind::Device(_) => FileType::CharDevice,
             FileKind::Proc { node, .. } => node.file_type(),
             FileKind::Host(h) => h
@@ -243,9 +290,11 @@ impl FileDescription {
             FileKind::Host(h) if matches!(h.kind(), HostFileKind::Tty { .. }) => {
                 Some(Location::Dev(DevNode::Device(DevKind::Tty)))
             }
-            FileKind::Host(_) | FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => {
-                None
-            }
+            FileKind::Host(_)
+            | FileKind::Pipe(_)
+            | FileKind::EventFd(_)
+            | FileKind::Epoll(_)
+            | FileKind::Socket(_) => None,
         }
     }
 
@@ -253,6 +302,7 @@ impl FileDescription {
     pub fn proc_target(&self) -> Vec<u8> {
         match &self.kind {
             FileKind::Pipe(p) => format!("pipe:[{}]", p.pipe().ino()).into_bytes(),
+            FileKind::Socket(s) => format!("socket:[{}]", socket_ino(s.socket())).into_bytes(),
             FileKind::Host(h) => match h.kind() {
                 HostFileKind::Tty { .. } => b"/dev/tty".to_vec(),
                 HostFileKind::Stdio(n) => std::fs::read_link(format!("/proc/self/fd/{n}"))
@@ -271,6 +321,11 @@ impl FileDescription {
         match &self.kind {
             FileKind::Pipe(p) => p.read(buf),
             FileKind::EventFd(e) => e.read(buf),
+            FileKind::Socket(s) => {
+                let got = s.socket().recv(buf.len(), false)?;
+                buf[..got.data.len()].copy_from_slice(&got.data);
+                Ok(got.data.len())
+            }
             FileKind::Epoll(_) => Err(Errno::EINVAL.because("read of an epoll fd")),
             FileKind::Host(h) => h.read(buf),
             FileKind::Device(k) => k.read(buf),
@@ -299,7 +354,9 @@ impl FileDescription {
             FileKind::Device(k) => k.read(buf),
             FileKind::Host(h) => h.pread(buf, off),
             FileKind::Directory { .. } => Err(Errno::EISDIR),
-            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => Err(Errno::ESPIPE),
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Socket(_) => {
+                Err(Errno::ESPIPE)
+            }
             FileKind::Path(_) => Err(Errno::EBADF),
         }
     }
@@ -312,6 +369,7 @@ impl FileDescription {
         match &self.kind {
             FileKind::Pipe(p) => p.write(buf),
             FileKind::EventFd(e) => e.write(buf),
+            FileKind::Socket(s) => s.socket().send(buf, Vec::new(), None),
             FileKind::Host(h) => h.write(buf),
             FileKind::Device(k) => k.write(buf),
             FileKind::Regular(node) => {
@@ -337,7 +395,7 @@ impl FileDescription {
         }
         if matches!(
             self.kind,
-            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_)
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Socket(_)
         ) {
             return Err(Errno::ESPIPE);
         }
@@ -356,7 +414,9 @@ impl FileDescription {
             return Err(Errno::EINVAL.because("negative offset"));
         }
         match &self.kind {
-            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => Err(Errno::ESPIPE),
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Socket(_) => {
+                Err(Errno::ESPIPE)
+            }
             FileKind::Regular(node) => {
                 if self.status_flags() & libc::O_APPEND as u32 != 0 {
                     node.append(buf).map(|(n, _)| n)
@@ -373,7 +433,7 @@ impl FileDescription {
     /// `lseek(2)`. `SEEK_DATA`/`SEEK_HOLE` treat a file as all data.
     pub fn lseek(&self, off: i64, whence: i32) -> SysResult<u64> {
         let size = match &self.kind {
-            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => {
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Socket(_) => {
                 return Err(Errno::ESPIPE)
             }
             FileKind::Host(h) => return h.lseek(off, whence),
@@ -432,6 +492,14 @@ impl FileDescription {
             }),
             FileKind::Host(h) => h.fstat(),
             FileKind::EventFd(_) | FileKind::Epoll(_) => Ok(anon_stat()),
+            FileKind::Socket(s) => Ok(Stat {
+                dev: SOCKFS_DEV,
+                ino: socket_ino(s.socket()),
+                nlink: 1,
+                mode: libc::S_IFSOCK | 0o777,
+                blksize: 4096,
+                ..Stat::default()
+            }),
             FileKind::Proc { node, data } => {
                 let mut st = node.stat(src);
                 if node.file_type() == FileType::Regular {
@@ -464,7 +532,9 @@ impl FileDescription {
     /// `fsync(2)`/`fdatasync(2)`: the overlay is memory; nothing to flush.
     pub fn fsync(&self) -> SysResult<()> {
         match &self.kind {
-            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => Err(Errno::EINVAL),
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Socket(_) => {
+                Err(Errno::EINVAL)
+            }
             FileKind::Path(_) => Err(Errno::EBADF),
             _ => Ok(()),
         }
@@ -526,6 +596,7 @@ impl FileDescription {
         match &self.kind {
             FileKind::Pipe(p) => p.readiness(mask),
             FileKind::EventFd(e) => e.readiness(mask),
+            FileKind::Socket(s) => s.socket().readiness(mask),
             FileKind::Epoll(e) => e.readiness(mask),
             FileKind::Host(h) => h.readiness(mask),
             _ => (EVENT_IN | EVENT_OUT) & mask,
@@ -538,6 +609,7 @@ impl FileDescription {
         match &self.kind {
             FileKind::Pipe(p) => Some(p.pipe().queue()),
             FileKind::EventFd(e) => Some(e.queue()),
+            FileKind::Socket(s) => Some(s.socket().queue()),
             FileKind::Host(h) => Some(h.queue()),
             _ => None,
         }
@@ -568,6 +640,9 @@ impl FileDescription {
         }
         match &self.kind {
             FileKind::Host(h) => h.ioctl(cmd, input),
+            FileKind::Socket(s) if u64::from(cmd) == libc::FIONREAD => {
+                int_out(s.socket().readable_bytes().min(i32::MAX as usize) as i32)
+            }
             FileKind::Pipe(p) if u64::from(cmd) == libc::FIONREAD => {
                 int_out(p.readable_bytes().min(i32::MAX as usize) as i32)
             }

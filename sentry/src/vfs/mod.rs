@@ -34,7 +34,9 @@ pub mod overlay;
 pub mod path;
 pub mod pipe;
 pub mod proc;
+mod socket_ops;
 pub mod stat;
+pub mod unix;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -61,6 +63,8 @@ pub struct Vfs {
     /// The root of `/dev/shm`: an in-memory directory (like a tmpfs) made
     /// of upper-only overlay nodes.
     shm: Arc<overlay::Node>,
+    /// Names of bound Unix sockets.
+    unix: unix::UnixNames,
 }
 
 /// Per-process filesystem context (Linux `struct fs_struct`). Cloned on
@@ -82,7 +86,11 @@ impl Vfs {
     pub fn new(root_dir: &Path) -> Result<Vfs, OverlayNewError> {
         let overlay = Arc::new(Overlay::new(root_dir)?);
         let shm = overlay.new_detached_dir(b"shm", 0o1777, dev::DEV_SHM_INO, dev::DEVFS_DEV);
-        Ok(Vfs { overlay, shm })
+        Ok(Vfs {
+            overlay,
+            shm,
+            unix: unix::UnixNames::default(),
+        })
     }
 
     /// after_load: parent pointers below `/dev/shm` (the overlay's own

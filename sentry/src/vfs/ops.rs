@@ -259,6 +259,7 @@ impl Vfs {
                 FileKind::Host(HostFile::tty(flags)?)
             }
             (FileType::CharDevice, Location::Dev(DevNode::Device(k))) => FileKind::Device(*k),
+            (FileType::Socket, _) => return Err(Errno::ENXIO.because("open of a socket")),
             _ => return Err(Errno::EACCES.because("host special files are not exposed")),
         };
         Ok(FileDescription::new(kind, flags, display))

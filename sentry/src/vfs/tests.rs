@@ -1034,3 +1034,96 @@ fn dev_shm_contents_and_parents_survive_checkpoint() {
     assert_eq!(f.read(&mut buf).unwrap(), 8);
     assert_eq!(&buf[..8], b"shm data");
 }
+
+#[test]
+fn unix_socket_bound_to_a_path_is_a_socket_node_reachable_by_connect() {
+    use crate::vfs::unix::{SockType, UnixAddr};
+    let fx = fixture();
+    let server = FileDescription::new_unix_socket(SockType::Stream, 0);
+    let addr = UnixAddr::Path(b"/data/sock".to_vec());
+    fx.vfs
+        .unix_bind(&fx.ctx, server.socket().unwrap(), addr.clone(), ROOT, P)
+        .unwrap();
+    server.socket().unwrap().listen(4).unwrap();
+    let st = fx
+        .vfs
+        .stat(
+            &fx.ctx,
+            At::Cwd,
+            b"/data/sock",
+            libc::AT_SYMLINK_NOFOLLOW as u32,
+            P,
+        )
+        .unwrap();
+    assert_eq!(st.mode & libc::S_IFMT, libc::S_IFSOCK);
+    assert_eq!(fx.open("/data/sock", RW).unwrap_err().code(), libc::ENXIO);
+    let again = FileDescription::new_unix_socket(SockType::Stream, 0);
+    assert_eq!(
+        fx.vfs
+            .unix_bind(&fx.ctx, again.socket().unwrap(), addr.clone(), ROOT, P)
+            .unwrap_err(),
+        Errno::EADDRINUSE
+    );
+    assert!(!fx.lower.join("data/sock").exists());
+
+    let client = FileDescription::new_unix_socket(SockType::Stream, 0);
+    fx.vfs
+        .unix_connect(&fx.ctx, client.socket().unwrap(), &addr, P)
+        .unwrap();
+    let conn = server.socket().unwrap().accept().unwrap();
+    conn.write(b"welcome").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(client.read(&mut buf).unwrap(), 7);
+    let relative = UnixAddr::Path(b"data/nosock".to_vec());
+    assert_eq!(
+        fx.vfs
+            .unix_connect(&fx.ctx, again.socket().unwrap(), &relative, P)
+            .unwrap_err()
+            .code(),
+        libc::ENOENT
+    );
+    let not_sock = UnixAddr::Path(b"/data/a.txt".to_vec());
+    assert_eq!(
+        fx.vfs
+            .unix_connect(&fx.ctx, again.socket().unwrap(), &not_sock, P)
+            .unwrap_err()
+            .code(),
+        libc::ECONNREFUSED
+    );
+}
+
+#[test]
+fn connected_sockets_and_a_listener_survive_checkpoint() {
+    use crate::vfs::unix::{SockType, UnixAddr};
+    let fx = fixture();
+    let fds = FdTable::new();
+    let (a, b) = FileDescription::new_unix_pair(SockType::Stream, 0);
+    a.write(b"queued").unwrap();
+    let (afd, bfd) = fds.install_pair(a, b, false).unwrap();
+    let server = FileDescription::new_unix_socket(SockType::Stream, 0);
+    let addr = UnixAddr::Path(b"/srv.sock".to_vec());
+    fx.vfs
+        .unix_bind(&fx.ctx, server.socket().unwrap(), addr.clone(), ROOT, P)
+        .unwrap();
+    server.socket().unwrap().listen(4).unwrap();
+    fds.install(server, false, 0).unwrap();
+    let snap = Snapshot {
+        vfs: std::sync::Arc::new(fx.vfs),
+        ctx: fx.ctx,
+        fds,
+    };
+
+    let back = round_trip(&snap);
+    drop(snap);
+
+    let b = back.fds.get(bfd).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(b.read(&mut buf).unwrap(), 6);
+    assert_eq!(&buf[..6], b"queued");
+    drop(back.fds.close(afd).unwrap());
+    assert_eq!(b.read(&mut buf).unwrap(), 0);
+    let client = FileDescription::new_unix_socket(SockType::Stream, 0);
+    back.vfs
+        .unix_connect(&back.ctx, client.socket().unwrap(), &addr, P)
+        .unwrap();
+}

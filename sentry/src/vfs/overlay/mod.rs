@@ -40,6 +40,8 @@ pub enum NewNode {
     Regular,
     Directory,
     Symlink(Vec<u8>),
+    /// A Unix socket's name (`bind(2)`); opening it is `ENXIO`.
+    Socket,
 }
 
 /// Errors opening the lower layer.
@@ -198,6 +200,7 @@ impl Overlay {
             NewNode::Regular => (FileType::Regular, None),
             NewNode::Directory => (FileType::Directory, None),
             NewNode::Symlink(t) => (FileType::Symlink, Some(t)),
+            NewNode::Socket => (FileType::Socket, None),
         };
         let node = Node::new_upper(
             &self.host,
