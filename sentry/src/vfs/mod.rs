@@ -17,9 +17,30 @@
 //! the synthetic [`dev`] tree, `/proc` the synthetic [`proc`] tree fed by
 //! a [`ProcSource`] the kernel implements.
 //!
+//! Contract with the kernel (what the syscall layer must do):
+//! - **Blocking**: on `EAGAIN` from `read`/`write`/`accept`/`recv`/
+//!   `send`, unless the description `is_nonblocking()`, register the
+//!   task's waiter on `wait_queue()` (`EVENT_IN` for input, `EVENT_OUT`
+//!   for output), retry, then sleep; `None` means the file never blocks.
+//!   A blocking write loops over the rest after a short write (pipes,
+//!   stream sockets).
+//! - **EPIPE**: a write to a pipe or stream socket whose readers are gone
+//!   returns `Errno::EPIPE`; the kernel sends `SIGPIPE`.
+//! - **ioctl**: copy in [`ioctl_input_len`] bytes, call
+//!   [`FileDescription::ioctl`], copy `out` back if non-empty;
+//!   `IoctlOutcome::JobControl` (TIOCGPGRP/TIOCSPGRP/TIOCGSID on a
+//!   terminal) is answered from sandbox state.
+//! - **epoll**: `epoll_wait` = [`Epoll::collect`]; if empty and blocking,
+//!   [`Epoll::register`] the waiter, collect again, sleep.
+//! - **/proc**: implement [`ProcSource`] (with `fd_file` so
+//!   `/proc/<pid>/fd/N` and `/dev/stdin` reach pipes and host files).
+//! - **Checkpoint**: save the `Vfs` (in an `Arc`), every `FsContext` and
+//!   `FdTable`; host fds, the root directory and lower files are
+//!   reattached by after_load hooks, lower files checked by size and mtime.
+//!
 //! Lock order: `FdTable` → `FileDescription` (offset → dir snapshot) →
-//! `Overlay::tree` → `Node::state` (parent → child) → pipe state →
-//! `WaitQueue`.
+//! `Epoll::items` → `Overlay::tree` → `Node::state` (parent → child) →
+//! pipe / socket state → socket inbox → `WaitQueue`.
 
 pub mod dev;
 pub mod epoll;
