@@ -289,6 +289,7 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
             ::std::format!("{}<{}>", #base, args.join(", "))
         }
     };
+    let has_hook = c.after_load.is_some();
     let hook = c.after_load.as_ref().map(|method| {
         quote_spanned! {method.span()=>
             Self::#method(self);
@@ -318,6 +319,7 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
                     if visitor.enter_type(
                         <Self as ::checkpoints::Stateify>::type_name(),
                         <Self as ::checkpoints::Stateify>::FINGERPRINT,
+                        #has_hook,
                     ) {
                         #visit
                     }

@@ -8,6 +8,7 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Weak};
 
 use super::{varint, SaveError, Stateify};
@@ -39,16 +40,42 @@ pub(crate) struct Edge {
     pub(crate) weak: bool,
 }
 
+/// Hasher for allocation addresses: one multiply and a fold (SipHash would
+/// dominate the encoder's time on large graphs; the keys are not
+/// attacker-chosen).
+#[derive(Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 29);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Save-side object graph state.
 #[derive(Default)]
 pub(crate) struct SaveGraph {
     /// Allocation address → object id.
-    ids: HashMap<usize, u32>,
+    ids: HashMap<usize, u32, BuildHasherDefault<AddrHasher>>,
     /// Objects in id (discovery) order; also keeps them alive.
     pub(crate) queue: Vec<Arc<dyn ErasedObject>>,
     /// Object id → index into `type_names`.
     pub(crate) obj_type: Vec<u32>,
     type_index: HashMap<TypeId, u32>,
+    /// Cache of the last `type_index` hit (objects come in runs of a type).
+    last_type: Option<(TypeId, u32)>,
     pub(crate) type_names: Vec<String>,
     /// References between objects (not from the root value), grouped by
     /// `from` in increasing order because bodies are written in id order.
@@ -146,20 +173,29 @@ impl Encoder {
         let id = u32::try_from(self.graph.queue.len()).map_err(|_| SaveError::TooManyObjects {
             limit: u32::MAX as usize,
         })?;
-        let next_type = self.graph.type_names.len() as u32;
-        let ty = *self
-            .graph
-            .type_index
-            .entry(TypeId::of::<T>())
-            .or_insert(next_type);
-        if ty == next_type {
-            self.graph.type_names.push(T::type_name());
-        }
+        let ty = self.type_index::<T>();
         self.graph.ids.insert(addr, id);
         let erased: Arc<dyn ErasedObject> = arc.clone();
         self.graph.queue.push(erased);
         self.graph.obj_type.push(ty);
         Ok(id)
+    }
+
+    /// Index of `T` in the object-type table, adding it on first use.
+    fn type_index<T: Stateify>(&mut self) -> u32 {
+        let tid = TypeId::of::<T>();
+        if let Some((last, ty)) = self.graph.last_type {
+            if last == tid {
+                return ty;
+            }
+        }
+        let next_type = self.graph.type_names.len() as u32;
+        let ty = *self.graph.type_index.entry(tid).or_insert(next_type);
+        if ty == next_type {
+            self.graph.type_names.push(T::type_name());
+        }
+        self.graph.last_type = Some((tid, ty));
+        ty
     }
 
     fn record_edge(&mut self, to: u32, weak: bool) {

@@ -201,7 +201,7 @@ pub fn load_with_report<T: Stateify>(
     let input = input.as_ref();
     let mut visitor = TypeVisitor::default();
     T::visit_types(&mut visitor);
-    let (schema, vtables) = visitor.split(T::type_name());
+    let (schema, vtables, any_hooks) = visitor.split(T::type_name());
 
     let mut dec = Decoder::new(input);
     if dec.read_array::<8>()? != MAGIC {
@@ -212,7 +212,7 @@ pub fn load_with_report<T: Stateify>(
         return Err(LoadError::UnsupportedVersion { found: version });
     }
     check_schema(&mut dec, &schema)?;
-    read_objects(&mut dec, vtables)?;
+    read_objects(&mut dec, vtables, any_hooks)?;
     let root_len = dec.read_len(1)?;
     let root_start = dec.position();
     let blob_start = root_start + root_len;
@@ -228,7 +228,7 @@ pub fn load_with_report<T: Stateify>(
     if dec.graph.record_edges {
         graph_load::run_object_hooks(&mut dec, &mut hooks);
     }
-    if T::HAS_HOOKS {
+    if any_hooks && T::HAS_HOOKS {
         root.after_load_walk(&mut hooks);
     }
     let report = LoadReport {
@@ -301,6 +301,7 @@ fn check_schema(dec: &mut Decoder<'_>, expected: &Schema) -> Result<(), LoadErro
 fn read_objects(
     dec: &mut Decoder<'_>,
     vtables: Vec<schema::ObjectVTable>,
+    any_hooks: bool,
 ) -> Result<(), LoadError> {
     let type_count = dec.read_len(1)?;
     let mut type_map = Vec::with_capacity(type_count);
@@ -364,7 +365,7 @@ fn read_objects(
         }
         completion.push(id);
     }
-    let any_hooks = vtables.iter().any(|v| v.has_hooks);
+    let any_hooks = any_hooks && vtables.iter().any(|v| v.has_hooks);
     let g = &mut dec.graph;
     g.vtables = vtables;
     g.record_edges = any_hooks;

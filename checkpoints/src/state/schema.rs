@@ -64,6 +64,9 @@ pub struct TypeVisitor {
     seen_types: HashSet<String>,
     pub(crate) objects: Vec<ObjectVTable>,
     seen_objects: HashSet<TypeId>,
+    /// Whether any derived type reached has an `after_load` hook; if none
+    /// does, the loader skips hook ordering and walks altogether.
+    pub(crate) any_hooks: bool,
 }
 
 impl std::fmt::Debug for TypeVisitor {
@@ -76,13 +79,15 @@ impl std::fmt::Debug for TypeVisitor {
 }
 
 impl TypeVisitor {
-    /// Registers a derived type; returns `false` if it was already seen (the
-    /// caller must then not recurse).
+    /// Registers a derived type (`has_hook`: it has an `after_load`
+    /// method); returns `false` if it was already seen (the caller must then
+    /// not recurse).
     #[doc(hidden)]
-    pub fn enter_type(&mut self, name: String, fingerprint: u64) -> bool {
+    pub fn enter_type(&mut self, name: String, fingerprint: u64, has_hook: bool) -> bool {
         if self.seen_types.contains(&name) {
             return false;
         }
+        self.any_hooks |= has_hook;
         self.seen_types.insert(name.clone());
         self.types.push(TypeFingerprint { name, fingerprint });
         true
@@ -117,13 +122,19 @@ impl TypeVisitor {
         }
     }
 
-    pub(crate) fn split(self, root_type: String) -> (Schema, Vec<ObjectVTable>) {
-        let TypeVisitor { types, objects, .. } = self;
+    /// Splits into the schema, the object vtables and `any_hooks`.
+    pub(crate) fn split(self, root_type: String) -> (Schema, Vec<ObjectVTable>, bool) {
+        let TypeVisitor {
+            types,
+            objects,
+            any_hooks,
+            ..
+        } = self;
         let schema = TypeVisitor {
             types,
             ..TypeVisitor::default()
         }
         .into_schema(root_type);
-        (schema, objects)
+        (schema, objects, any_hooks)
     }
 }

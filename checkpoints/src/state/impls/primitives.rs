@@ -22,15 +22,67 @@ macro_rules! postcard_scalar {
     )*};
 }
 
+/// Unsigned integers: the postcard varint, written and read directly (the
+/// hot path of every state section; `varint` tests pin the equivalence).
+macro_rules! varint_unsigned {
+    ($($t:ty => $name:literal;)*) => {$(
+        impl Stateify for $t {
+            const SHAPE: u64 = hash_str($name);
+            const MIN_SIZE: usize = 1;
+            const HAS_HOOKS: bool = false;
+            fn type_name() -> String {
+                $name.to_owned()
+            }
+            fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+                enc.write_varint(u64::from(*self));
+                Ok(())
+            }
+            fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+                <$t>::try_from(dec.read_varint()?).map_err(|_| LoadError::BadVarint)
+            }
+        }
+    )*};
+}
+
+/// Signed integers: zig-zag, then the unsigned varint (postcard's encoding).
+macro_rules! varint_signed {
+    ($($t:ty => $name:literal;)*) => {$(
+        impl Stateify for $t {
+            const SHAPE: u64 = hash_str($name);
+            const MIN_SIZE: usize = 1;
+            const HAS_HOOKS: bool = false;
+            fn type_name() -> String {
+                $name.to_owned()
+            }
+            fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+                let v = i64::from(*self);
+                enc.write_varint(((v << 1) ^ (v >> 63)) as u64);
+                Ok(())
+            }
+            fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+                let z = dec.read_varint()?;
+                let v = ((z >> 1) as i64) ^ -((z & 1) as i64);
+                <$t>::try_from(v).map_err(|_| LoadError::BadVarint)
+            }
+        }
+    )*};
+}
+
+varint_unsigned! {
+    u16 => "u16";
+    u32 => "u32";
+    u64 => "u64";
+}
+
+varint_signed! {
+    i16 => "i16";
+    i32 => "i32";
+    i64 => "i64";
+}
+
 postcard_scalar! {
-    u16 => "u16", 1;
-    u32 => "u32", 1;
-    u64 => "u64", 1;
     u128 => "u128", 1;
     i8 => "i8", 1;
-    i16 => "i16", 1;
-    i32 => "i32", 1;
-    i64 => "i64", 1;
     i128 => "i128", 1;
     f32 => "f32", 4;
     f64 => "f64", 8;
@@ -72,10 +124,10 @@ impl Stateify for usize {
         "usize".to_owned()
     }
     fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        enc.serialize(&(*self as u64))
+        (*self as u64).save(enc)
     }
     fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
-        let v: u64 = dec.deserialize()?;
+        let v = u64::load(dec)?;
         usize::try_from(v).map_err(|_| LoadError::InvalidValue {
             type_name: "usize",
             reason: "out of range",
@@ -92,10 +144,10 @@ impl Stateify for isize {
         "isize".to_owned()
     }
     fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        enc.serialize(&(*self as i64))
+        (*self as i64).save(enc)
     }
     fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
-        let v: i64 = dec.deserialize()?;
+        let v = i64::load(dec)?;
         isize::try_from(v).map_err(|_| LoadError::InvalidValue {
             type_name: "isize",
             reason: "out of range",
@@ -149,5 +201,32 @@ impl Stateify for Box<str> {
     }
     fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
         Ok(dec.read_str()?.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::state;
+
+    /// The direct integer encodings are byte-for-byte postcard's.
+    #[test]
+    fn integers_match_postcard() {
+        let v = (
+            0u16,
+            u16::MAX,
+            u32::MAX,
+            u64::MAX,
+            i16::MIN,
+            -1i32,
+            i64::MIN,
+            i64::MAX,
+        );
+        let saved = state::save(&v).expect("save");
+        let expected = postcard::to_stdvec(&v).expect("postcard");
+        assert!(saved.bytes.ends_with(&expected));
+        assert_eq!(
+            state::load::<(u16, u16, u32, u64, i16, i32, i64, i64)>(&saved).expect("load"),
+            v
+        );
     }
 }
