@@ -128,3 +128,8 @@ fn random_syscalls_do_not_crash_the_sentry() {
 fn sigchld_siginfo_waitid_sleep_restart_and_handler_flags() {
     self_check("signals2", Link::Static, &[], &Opts::default());
 }
+
+#[test]
+fn interval_timers_and_alarm() {
+    self_check("timers", Link::Static, &[], &Opts::default());
+}

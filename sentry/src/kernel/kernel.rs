@@ -102,6 +102,10 @@ pub struct Kernel {
     outcome: Mutex<Option<ExitStatus>>,
     #[state(nosave)]
     outcome_cv: Condvar,
+    /// Wakes the interval-timer thread. Host object: not saved (a restored
+    /// kernel calls `start_timers` again).
+    #[state(nosave)]
+    pub timers: super::itimer::TimerWake,
     /// Kernel pause coordination (checkpoint). Host-side: not saved.
     #[state(nosave)]
     pub(crate) pause: super::pause::Pause,
@@ -129,6 +133,7 @@ impl Kernel {
             outcome: Mutex::new(None),
             outcome_cv: Condvar::new(),
             pause: Default::default(),
+            timers: Default::default(),
         })
     }
 
@@ -235,6 +240,7 @@ impl Kernel {
                 pending: Default::default(),
                 start_time: now,
                 did_exec: false,
+                itimer_real: None,
             },
         );
         ts.tasks.insert(
@@ -249,6 +255,7 @@ impl Kernel {
         );
         ts.foreground_pgrp = pid;
         drop(ts);
+        self.start_timers();
 
         let (tx, rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
         let kernel = self.clone();

@@ -16,6 +16,7 @@
 
 pub mod creds;
 pub mod futex;
+pub mod itimer;
 #[allow(clippy::module_inception)]
 pub mod kernel;
 pub mod limits;

@@ -100,6 +100,9 @@ pub struct Process {
     pub start_time: i64,
     /// Whether it has exec'd since fork (for `setpgid` EACCES).
     pub did_exec: bool,
+    /// The armed `ITIMER_REAL` (also `alarm`), if any. Not inherited by
+    /// fork children; kept across execve.
+    pub itimer_real: Option<super::itimer::ITimer>,
 }
 
 /// Per-thread signal state.
@@ -334,6 +337,7 @@ mod tests {
                 pending,
                 start_time: 5,
                 did_exec: true,
+                itimer_real: None,
             },
         );
         ts.tasks.insert(

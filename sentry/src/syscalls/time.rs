@@ -9,7 +9,8 @@
 use crate::errno::{Errno, SysResult};
 use crate::kernel::task::RestartBlock;
 use crate::kernel::time::{
-    clock_kind, timespec_bytes, timespec_from, timeval_bytes, ClockKind, Nanos, CLOCK_MONOTONIC,
+    clock_kind, timespec_bytes, timespec_from, timeval_bytes, timeval_from, ClockKind, Nanos,
+    CLOCK_MONOTONIC,
 };
 use crate::kernel::TaskRunner;
 
@@ -162,4 +163,87 @@ pub fn restart_syscall(t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
     };
     let kind = clock_kind(rb.clock)?;
     sleep(t, rb.clock, kind, rb.deadline, rb.rmtp, false)
+}
+
+const ITIMER_REAL: u64 = 0;
+
+/// A `struct itimerval` (interval, value) as 32 bytes.
+fn itimerval_bytes(interval: Nanos, value: Nanos) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[0..16].copy_from_slice(&timeval_bytes(interval));
+    b[16..32].copy_from_slice(&timeval_bytes(value));
+    b
+}
+
+/// The current ITIMER_REAL as (interval, remaining).
+fn itimer_get(t: &TaskRunner) -> (Nanos, Nanos) {
+    let now = t.kernel.clocks.monotonic();
+    let ts = t.kernel.tasks();
+    match ts.procs.get(&t.pid()).and_then(|p| p.itimer_real) {
+        Some(it) => (it.interval, (it.deadline - now).max(1)),
+        None => (0, 0),
+    }
+}
+
+/// Arms (value > 0) or disarms ITIMER_REAL; returns the previous setting.
+fn itimer_set(t: &TaskRunner, interval: Nanos, value: Nanos) -> (Nanos, Nanos) {
+    let old = itimer_get(t);
+    let now = t.kernel.clocks.monotonic();
+    {
+        let mut ts = t.kernel.tasks();
+        if let Some(p) = ts.procs.get_mut(&t.pid()) {
+            p.itimer_real = (value > 0).then_some(crate::kernel::itimer::ITimer {
+                deadline: now.saturating_add(value),
+                interval,
+            });
+        }
+    }
+    t.kernel.timers.poke();
+    old
+}
+
+/// `getitimer(which, curr)`.
+pub fn getitimer(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    if a[0] != ITIMER_REAL {
+        return Err(Errno::EINVAL.because("only ITIMER_REAL is implemented"));
+    }
+    let (interval, value) = itimer_get(t);
+    t.copy_out(a[1], &itimerval_bytes(interval, value))?;
+    Ok(0)
+}
+
+/// `setitimer(which, new, old)`; a NULL `new` disarms (Linux's legacy
+/// behaviour).
+pub fn setitimer(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    if a[0] != ITIMER_REAL {
+        return Err(Errno::EINVAL.because("only ITIMER_REAL is implemented"));
+    }
+    let (interval, value) = if a[1] != 0 {
+        let b = t.read_array::<32>(a[1])?;
+        let mut h = [0u8; 16];
+        h.copy_from_slice(&b[0..16]);
+        let interval = timeval_from(&h)?;
+        h.copy_from_slice(&b[16..32]);
+        (interval, timeval_from(&h)?)
+    } else {
+        (0, 0)
+    };
+    let (oi, ov) = itimer_set(t, interval, value);
+    if a[2] != 0 {
+        t.copy_out(a[2], &itimerval_bytes(oi, ov))?;
+    }
+    Ok(0)
+}
+
+/// `alarm(seconds)`: returns the seconds left on the previous alarm
+/// (rounded like Linux `alarm_setitimer`).
+pub fn alarm(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let secs = a[0] as u32 as i64;
+    let (_, old) = itimer_set(t, 0, secs * 1_000_000_000);
+    let mut s = old / 1_000_000_000;
+    let rem_us = (old % 1_000_000_000) / 1000;
+    if (s == 0 && rem_us > 0) || rem_us >= 500_000 {
+        s += 1;
+    }
+    Ok(s as u64)
 }

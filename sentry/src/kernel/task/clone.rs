@@ -141,6 +141,7 @@ impl TaskRunner {
                 pending: Default::default(),
                 start_time: self.kernel.clocks.monotonic(),
                 did_exec: false,
+                itimer_real: None,
             };
             let mask = ts
                 .tasks

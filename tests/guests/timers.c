@@ -1,0 +1,58 @@
+/* ITIMER_REAL and alarm: a periodic timer delivers SIGALRM repeatedly,
+ * getitimer reports the time left, alarm returns the previous alarm's
+ * remaining seconds, an unhandled SIGALRM kills, and fork children do not
+ * inherit timers. Prints OK. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHECK(c) do { if (!(c)) { printf("FAIL %s:%d: %s (errno %d)\n", __FILE__, __LINE__, #c, errno); exit(1); } } while (0)
+
+static volatile sig_atomic_t ticks;
+static void on_alrm(int s) { (void)s; ticks++; }
+
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alrm;
+    CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+
+    struct itimerval it = {{0, 50000}, {0, 50000}};
+    CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+    struct itimerval cur;
+    CHECK(getitimer(ITIMER_REAL, &cur) == 0);
+    CHECK(cur.it_interval.tv_usec == 50000);
+    CHECK(cur.it_value.tv_sec == 0 && cur.it_value.tv_usec > 0 && cur.it_value.tv_usec <= 50000);
+    while (ticks < 4) pause();
+    struct itimerval off = {{0, 0}, {0, 0}};
+    CHECK(setitimer(ITIMER_REAL, &off, &cur) == 0);
+    CHECK(cur.it_interval.tv_usec == 50000);
+    int seen = ticks;
+    usleep(150000);
+    CHECK(ticks == seen); /* disarmed */
+
+    CHECK(alarm(10) == 0);
+    CHECK(alarm(0) == 10);
+
+
+    /* A child does not inherit the parent's timer; its own alarm kills it. */
+    CHECK(alarm(5) == 0);
+    pid_t c = fork();
+    if (c == 0) {
+        if (alarm(0) != 0) _exit(3);
+        signal(SIGALRM, SIG_DFL);
+        alarm(1);
+        for (;;) pause();
+    }
+    int st;
+    CHECK(waitpid(c, &st, 0) == c && WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM);
+    CHECK(alarm(0) >= 3);
+    printf("OK\n");
+    return 0;
+}
