@@ -12,15 +12,18 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use checkpoints::image::{
-    write_dir, Compression, CpuFeatures, DirImage, ImageInput, ImageMeta, PageRange, ReadOptions, SchemaInfo,
-    WriteOptions, PAGE_SIZE,
+    write_dir, Compression, CpuFeatures, DirImage, ImageInput, ImageMeta, PageRange, ReadOptions,
+    SchemaInfo, WriteOptions, PAGE_SIZE,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const PAGE: usize = PAGE_SIZE as usize;
 
 fn mib() -> usize {
-    std::env::var("SBX_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024)
+    std::env::var("SBX_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
 }
 
 struct XorShift(u64);
@@ -60,17 +63,33 @@ fn realistic_memory(bytes: usize) -> Vec<u8> {
 }
 
 fn meta() -> ImageMeta {
-    ImageMeta::now("bench", SchemaInfo::default(), CpuFeatures::host().unwrap_or_default())
+    ImageMeta::now(
+        "bench",
+        SchemaInfo::default(),
+        CpuFeatures::host().unwrap_or_default(),
+    )
 }
 
 fn write_opts<'a>(compression: Compression, sync: bool) -> WriteOptions<'a> {
-    WriteOptions { compression, sync, ..WriteOptions::default() }
+    WriteOptions {
+        compression,
+        sync,
+        ..WriteOptions::default()
+    }
 }
 
 fn write_once(dir: &Path, mem: &[u8], compression: Compression, sync: bool) -> Duration {
-    let ranges = [PageRange { offset: 0, len: mem.len() as u64 }];
+    let ranges = [PageRange {
+        offset: 0,
+        len: mem.len() as u64,
+    }];
     let meta = meta();
-    let input = ImageInput { meta: &meta, state: b"state", memory: mem, used_ranges: &ranges };
+    let input = ImageInput {
+        meta: &meta,
+        state: b"state",
+        memory: mem,
+        used_ranges: &ranges,
+    };
     let path = dir.join("img");
     let _ = std::fs::remove_dir_all(&path);
     let t = Instant::now();
@@ -81,13 +100,18 @@ fn write_once(dir: &Path, mem: &[u8], compression: Compression, sync: bool) -> D
 fn read_once(dir: &Path, dst: &mut [u8]) -> Duration {
     let t = Instant::now();
     let image = DirImage::open(&dir.join("img")).expect("open");
-    image.restore_memory_into(dst, &ReadOptions::default()).expect("restore");
+    image
+        .restore_memory_into(dst, &ReadOptions::default())
+        .expect("restore");
     t.elapsed()
 }
 
 fn zstd_cli(args: &[&str]) -> Duration {
     let t = Instant::now();
-    let status = Command::new("zstd").args(args).status().expect("zstd CLI (apt-get install zstd)");
+    let status = Command::new("zstd")
+        .args(args)
+        .status()
+        .expect("zstd CLI (apt-get install zstd)");
     assert!(status.success());
     t.elapsed()
 }
@@ -105,16 +129,24 @@ fn bench(c: &mut Criterion) {
     let mem = realistic_memory(bytes);
     let mut dst = vec![0u8; bytes];
     dst.fill(0); // touch once: first-touch cost is not the restore's.
-    let tmp = tempfile::tempdir_in(std::env::var("SBX_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()))
-        .expect("bench temp dir");
+    let tmp =
+        tempfile::tempdir_in(std::env::var("SBX_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()))
+            .expect("bench temp dir");
     let dir = tmp.path();
 
     let mut group = c.benchmark_group("image_memory");
-    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Bytes(bytes as u64));
     for (name, compression) in [("none", Compression::None), ("zstd1", Compression::Zstd(1))] {
         group.bench_function(format!("write/{name}"), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| write_once(dir, &mem, compression, false)).sum())
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| write_once(dir, &mem, compression, false))
+                    .sum()
+            })
         });
         write_once(dir, &mem, compression, false);
         group.bench_function(format!("read/{name}"), |b| {
@@ -126,27 +158,68 @@ fn bench(c: &mut Criterion) {
     // Same bytes through the zstd CLI, and our figures timed the same way.
     let raw = dir.join("mem.raw");
     std::fs::write(&raw, &mem).expect("write raw");
-    let (raw_s, zst_s, out_s) = (raw.to_string_lossy(), dir.join("mem.zst"), dir.join("mem.out"));
+    let (raw_s, zst_s, out_s) = (
+        raw.to_string_lossy(),
+        dir.join("mem.zst"),
+        dir.join("mem.out"),
+    );
     let (zst_s, out_s) = (zst_s.to_string_lossy(), out_s.to_string_lossy());
-    let zstd_c = best_of(3, || zstd_cli(&["-1", "-T0", "-q", "-f", "-o", &zst_s, &raw_s]));
-    let zstd_d = best_of(3, || zstd_cli(&["-d", "-T0", "-q", "-f", "-o", &out_s, &zst_s]));
-    let zst_len = std::fs::metadata(dir.join("mem.zst")).map(|m| m.len()).unwrap_or(0);
+    let zstd_c = best_of(3, || {
+        zstd_cli(&["-1", "-T0", "-q", "-f", "-o", &zst_s, &raw_s])
+    });
+    let zstd_d = best_of(3, || {
+        zstd_cli(&["-d", "-T0", "-q", "-f", "-o", &out_s, &zst_s])
+    });
+    let zst_len = std::fs::metadata(dir.join("mem.zst"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     let ours_w = best_of(3, || write_once(dir, &mem, Compression::Zstd(1), false));
-    let stored = DirImage::open(&dir.join("img")).expect("open").manifest().memory_stored_len;
+    let stored = DirImage::open(&dir.join("img"))
+        .expect("open")
+        .manifest()
+        .memory_stored_len;
     let ours_r = best_of(3, || read_once(dir, &mut dst));
     assert!(dst == mem, "restored memory differs");
     let ours_none_w = best_of(3, || write_once(dir, &mem, Compression::None, false));
     let ours_none_r = best_of(3, || read_once(dir, &mut dst));
     let synced = write_once(dir, &mem, Compression::Zstd(1), true);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("\n== memory section, {} MiB, {cores} cores (best of 3) ==", mib());
-    println!("zstd -1 -T0     compress   {:>6.2} GB/s  ({:.1} MiB out)", gbps(bytes, zstd_c), zst_len as f64 / 1048576.0);
-    println!("zstd -d         decompress {:>6.2} GB/s", gbps(bytes, zstd_d));
-    println!("ours Zstd(1)    write      {:>6.2} GB/s  ({:.1} MiB out)  = {:.2}x zstd", gbps(bytes, ours_w), stored as f64 / 1048576.0, zstd_c.as_secs_f64() / ours_w.as_secs_f64());
-    println!("ours Zstd(1)    read       {:>6.2} GB/s                  = {:.2}x zstd -d", gbps(bytes, ours_r), zstd_d.as_secs_f64() / ours_r.as_secs_f64());
-    println!("ours None       write      {:>6.2} GB/s", gbps(bytes, ours_none_w));
-    println!("ours None       read       {:>6.2} GB/s", gbps(bytes, ours_none_r));
-    println!("ours Zstd(1)    write+fsync {:>5.2} GB/s", gbps(bytes, synced));
+    println!(
+        "\n== memory section, {} MiB, {cores} cores (best of 3) ==",
+        mib()
+    );
+    println!(
+        "zstd -1 -T0     compress   {:>6.2} GB/s  ({:.1} MiB out)",
+        gbps(bytes, zstd_c),
+        zst_len as f64 / 1048576.0
+    );
+    println!(
+        "zstd -d         decompress {:>6.2} GB/s",
+        gbps(bytes, zstd_d)
+    );
+    println!(
+        "ours Zstd(1)    write      {:>6.2} GB/s  ({:.1} MiB out)  = {:.2}x zstd",
+        gbps(bytes, ours_w),
+        stored as f64 / 1048576.0,
+        zstd_c.as_secs_f64() / ours_w.as_secs_f64()
+    );
+    println!(
+        "ours Zstd(1)    read       {:>6.2} GB/s                  = {:.2}x zstd -d",
+        gbps(bytes, ours_r),
+        zstd_d.as_secs_f64() / ours_r.as_secs_f64()
+    );
+    println!(
+        "ours None       write      {:>6.2} GB/s",
+        gbps(bytes, ours_none_w)
+    );
+    println!(
+        "ours None       read       {:>6.2} GB/s",
+        gbps(bytes, ours_none_r)
+    );
+    println!(
+        "ours Zstd(1)    write+fsync {:>5.2} GB/s",
+        gbps(bytes, synced)
+    );
 }
 
 criterion_group!(benches, bench);

@@ -11,8 +11,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use checkpoints::image::{
-    read_dir, read_stream, write_dir, write_stream, Compression, ImageError, Manifest, ReadOptions, WriteOptions,
-    PAGE_SIZE,
+    read_dir, read_stream, write_dir, write_stream, Compression, ImageError, Manifest, ReadOptions,
+    WriteOptions, PAGE_SIZE,
 };
 use image_common::*;
 
@@ -62,13 +62,22 @@ fn hostile_lengths_do_not_drive_allocations() {
     let (mem, ranges) = memory(32, 31);
     let meta = meta();
     let state = state_bytes(4000);
-    let opts = WriteOptions { compression: Compression::Zstd(1), chunk_size: 4 * PAGE_SIZE, threads: 1, sync: false, progress: None };
+    let opts = WriteOptions {
+        compression: Compression::Zstd(1),
+        chunk_size: 4 * PAGE_SIZE,
+        threads: 1,
+        sync: false,
+        progress: None,
+    };
     let mut stream = Vec::new();
     write_stream(&mut stream, &input(&meta, &state, &mem, &ranges), &opts).unwrap();
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("img");
     write_dir(&dir, &input(&meta, &state, &mem, &ranges), &opts).unwrap();
-    let read_opts = ReadOptions { threads: 1, progress: None };
+    let read_opts = ReadOptions {
+        threads: 1,
+        progress: None,
+    };
     let mut dst = vec![0u8; mem.len()];
 
     // Stream: every frame's payload length claims 2^60, then 2^40 and
@@ -77,7 +86,8 @@ fn hostile_lengths_do_not_drive_allocations() {
     let mut cases = 0;
     while off < stream.len() {
         let desc_len = u64::from_le_bytes(stream[off + 4..off + 12].try_into().unwrap()) as usize;
-        let payload_len = u64::from_le_bytes(stream[off + 12..off + 20].try_into().unwrap()) as usize;
+        let payload_len =
+            u64::from_le_bytes(stream[off + 12..off + 20].try_into().unwrap()) as usize;
         for claim in [1u64 << 60, 1 << 40, 1 << 26] {
             for field in [4usize, 12] {
                 let mut bytes = stream.clone();
@@ -86,9 +96,15 @@ fn hostile_lengths_do_not_drive_allocations() {
                 let crc = crc32c::crc32c(&bytes[off..end]);
                 bytes[end..end + 4].copy_from_slice(&crc.to_le_bytes());
                 let mut result = None;
-                let largest = largest_allocation(|| result = Some(read_stream(bytes.as_slice(), &mut dst, &read_opts)));
+                let largest = largest_allocation(|| {
+                    result = Some(read_stream(bytes.as_slice(), &mut dst, &read_opts))
+                });
                 assert!(result.unwrap().is_err());
-                assert!(largest < stream.len() + FIXED, "claim {claim} at {}: allocated {largest}", off + field);
+                assert!(
+                    largest < stream.len() + FIXED,
+                    "claim {claim} at {}: allocated {largest}",
+                    off + field
+                );
                 cases += 1;
             }
         }
@@ -113,9 +129,18 @@ fn hostile_lengths_do_not_drive_allocations() {
         let largest = largest_allocation(|| result = Some(read_dir(&dir, &mut dst, &read_opts)));
         let err = result.unwrap().unwrap_err();
         assert!(
-            matches!(err, ImageError::LengthOutOfBounds { .. } | ImageError::StateDecompress { .. } | ImageError::Inconsistent { .. } | ImageError::DestinationTooSmall { .. }),
+            matches!(
+                err,
+                ImageError::LengthOutOfBounds { .. }
+                    | ImageError::StateDecompress { .. }
+                    | ImageError::Inconsistent { .. }
+                    | ImageError::DestinationTooSmall { .. }
+            ),
             "{err:?}"
         );
-        assert!(largest < FIXED + (4 << 20) + 1, "allocated {largest} for {err:?}");
+        assert!(
+            largest < FIXED + (4 << 20) + 1,
+            "allocated {largest} for {err:?}"
+        );
     }
 }

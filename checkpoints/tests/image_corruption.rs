@@ -6,8 +6,8 @@ mod image_common;
 use std::path::{Path, PathBuf};
 
 use checkpoints::image::{
-    read_dir, read_stream, write_dir, write_stream, Compression, DirImage, ImageError, ImageFile, Manifest,
-    ReadOptions, SchemaMismatch, WriteOptions, FORMAT_VERSION, PAGE_SIZE,
+    read_dir, read_stream, write_dir, write_stream, Compression, DirImage, ImageError, ImageFile,
+    Manifest, ReadOptions, SchemaMismatch, WriteOptions, FORMAT_VERSION, PAGE_SIZE,
 };
 use image_common::*;
 use rand::{Rng, SeedableRng};
@@ -18,7 +18,13 @@ const PAGES: usize = 12;
 const STATE_LEN: usize = 2_000;
 
 fn opts<'a>() -> WriteOptions<'a> {
-    WriteOptions { compression: Compression::Zstd(1), chunk_size: 2 * PAGE_SIZE, threads: 2, sync: false, progress: None }
+    WriteOptions {
+        compression: Compression::Zstd(1),
+        chunk_size: 2 * PAGE_SIZE,
+        threads: 2,
+        sync: false,
+        progress: None,
+    }
 }
 
 /// [`memory`] with 3 bits of entropy per byte: zstd halves it, keeping
@@ -33,7 +39,12 @@ fn small_stream() -> Vec<u8> {
     let (mem, ranges) = small_memory();
     let meta = meta();
     let mut out = Vec::new();
-    write_stream(&mut out, &input(&meta, &state_bytes(STATE_LEN), &mem, &ranges), &opts()).unwrap();
+    write_stream(
+        &mut out,
+        &input(&meta, &state_bytes(STATE_LEN), &mem, &ranges),
+        &opts(),
+    )
+    .unwrap();
     out
 }
 
@@ -41,18 +52,39 @@ fn small_dir(root: &Path) -> PathBuf {
     let (mem, ranges) = small_memory();
     let meta = meta();
     let path = root.join("img");
-    write_dir(&path, &input(&meta, &state_bytes(STATE_LEN), &mem, &ranges), &opts()).unwrap();
+    write_dir(
+        &path,
+        &input(&meta, &state_bytes(STATE_LEN), &mem, &ranges),
+        &opts(),
+    )
+    .unwrap();
     path
 }
 
 fn read_stream_bytes(bytes: &[u8]) -> Result<(), ImageError> {
     let mut dst = vec![0u8; PAGES * PAGE];
-    read_stream(bytes, &mut dst, &ReadOptions { threads: 1, progress: None }).map(drop)
+    read_stream(
+        bytes,
+        &mut dst,
+        &ReadOptions {
+            threads: 1,
+            progress: None,
+        },
+    )
+    .map(drop)
 }
 
 fn read_dir_at(path: &Path) -> Result<(), ImageError> {
     let mut dst = vec![0u8; PAGES * PAGE];
-    read_dir(path, &mut dst, &ReadOptions { threads: 1, progress: None }).map(drop)
+    read_dir(
+        path,
+        &mut dst,
+        &ReadOptions {
+            threads: 1,
+            progress: None,
+        },
+    )
+    .map(drop)
 }
 
 /// A frame of the stream: (offset, tag, desc_len, payload_len).
@@ -61,7 +93,8 @@ fn frames(bytes: &[u8]) -> Vec<(usize, u8, usize, usize)> {
     let mut off = 24;
     while off < bytes.len() {
         let desc_len = u64::from_le_bytes(bytes[off + 4..off + 12].try_into().unwrap()) as usize;
-        let payload_len = u64::from_le_bytes(bytes[off + 12..off + 20].try_into().unwrap()) as usize;
+        let payload_len =
+            u64::from_le_bytes(bytes[off + 12..off + 20].try_into().unwrap()) as usize;
         out.push((off, bytes[off], desc_len, payload_len));
         off += 20 + desc_len + 4 + payload_len;
     }
@@ -97,7 +130,11 @@ fn stream_truncated_at_every_offset_is_refused_as_truncated() {
     eprintln!("stream of {} bytes", stream.len());
     for n in 0..stream.len() {
         match read_stream_bytes(&stream[..n]) {
-            Err(ImageError::Truncated { file: ImageFile::Stream, actual, expected }) => {
+            Err(ImageError::Truncated {
+                file: ImageFile::Stream,
+                actual,
+                expected,
+            }) => {
                 assert_eq!(actual, n as u64);
                 assert!(expected > actual);
             }
@@ -110,13 +147,22 @@ fn stream_truncated_at_every_offset_is_refused_as_truncated() {
 fn dir_files_truncated_at_every_offset_are_refused_as_truncated() {
     let root = tempfile::tempdir().unwrap();
     let path = small_dir(root.path());
-    for (name, kind) in [("manifest.bin", ImageFile::Manifest), ("state.bin", ImageFile::State), ("memory.bin", ImageFile::Memory)] {
+    for (name, kind) in [
+        ("manifest.bin", ImageFile::Manifest),
+        ("state.bin", ImageFile::State),
+        ("memory.bin", ImageFile::Memory),
+    ] {
         let full = std::fs::read(path.join(name)).unwrap();
-        let file = std::fs::OpenOptions::new().write(true).open(path.join(name)).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path.join(name))
+            .unwrap();
         for n in (0..full.len()).rev() {
             file.set_len(n as u64).unwrap();
             match read_dir_at(&path) {
-                Err(ImageError::Truncated { file: f, actual, .. }) if f == kind => assert_eq!(actual, n as u64),
+                Err(ImageError::Truncated {
+                    file: f, actual, ..
+                }) if f == kind => assert_eq!(actual, n as u64),
                 other => panic!("{name} cut to {n} bytes: {other:?}"),
             }
         }
@@ -133,7 +179,10 @@ fn random_bit_flips_in_a_stream_are_refused() {
         let mut bytes = stream.clone();
         let bit = rng.gen_range(0..bytes.len() * 8);
         bytes[bit / 8] ^= 1 << (bit % 8);
-        assert!(read_stream_bytes(&bytes).is_err(), "flip of bit {bit} accepted");
+        assert!(
+            read_stream_bytes(&bytes).is_err(),
+            "flip of bit {bit} accepted"
+        );
     }
 }
 
@@ -167,7 +216,10 @@ fn random_bit_flips_in_dir_files_are_refused() {
             }
             bytes[bit / 8] ^= 1 << (bit % 8);
             std::fs::write(path.join(name), &bytes).unwrap();
-            assert!(read_dir_at(&path).is_err(), "{name}: flip of bit {bit} accepted");
+            assert!(
+                read_dir_at(&path).is_err(),
+                "{name}: flip of bit {bit} accepted"
+            );
         }
         std::fs::write(path.join(name), &full).unwrap();
     }
@@ -184,8 +236,16 @@ fn wrong_magic_is_refused() {
     reseal_manifest(&mut manifest);
     std::fs::write(path.join("manifest.bin"), &manifest).unwrap();
 
-    assert!(matches!(read_stream_bytes(&stream), Err(ImageError::BadMagic { file: ImageFile::Stream, .. })));
-    assert!(matches!(read_dir_at(&path), Err(ImageError::BadMagic { file: ImageFile::Manifest, found }) if &found == b"GIF89a\0\0"));
+    assert!(matches!(
+        read_stream_bytes(&stream),
+        Err(ImageError::BadMagic {
+            file: ImageFile::Stream,
+            ..
+        })
+    ));
+    assert!(
+        matches!(read_dir_at(&path), Err(ImageError::BadMagic { file: ImageFile::Manifest, found }) if &found == b"GIF89a\0\0")
+    );
 }
 
 #[test]
@@ -200,9 +260,7 @@ fn newer_format_version_is_refused() {
     reseal_manifest(&mut manifest);
     std::fs::write(path.join("manifest.bin"), &manifest).unwrap();
 
-    let expected = |r: Result<(), ImageError>| {
-        matches!(r, Err(ImageError::UnsupportedVersion { found, supported }) if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION)
-    };
+    let expected = |r: Result<(), ImageError>| matches!(r, Err(ImageError::UnsupportedVersion { found, supported }) if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION);
     assert!(expected(read_stream_bytes(&stream)));
     assert!(expected(read_dir_at(&path)));
 }
@@ -215,9 +273,17 @@ fn changed_fingerprint_table_names_the_type() {
     current[1].1 ^= 1;
 
     let image = DirImage::open(&path).unwrap();
-    let err = image.manifest().head.meta.schema.check_against(0xABCD, &current).unwrap_err();
+    let err = image
+        .manifest()
+        .head
+        .meta
+        .schema
+        .check_against(0xABCD, &current)
+        .unwrap_err();
 
-    assert!(matches!(err, SchemaMismatch::Type { ref type_name, .. } if type_name == "sentry::vfs::FdTable"));
+    assert!(
+        matches!(err, SchemaMismatch::Type { ref type_name, .. } if type_name == "sentry::vfs::FdTable")
+    );
 }
 
 #[test]
@@ -239,26 +305,43 @@ fn section_lengths_of_2_pow_60_are_out_of_bounds() {
     let root = tempfile::tempdir().unwrap();
     let path = small_dir(root.path());
     edit_manifest(&path, |m| m.state.raw_len = 1 << 60);
-    assert!(matches!(read_dir_at(&path), Err(ImageError::LengthOutOfBounds { field: "state raw_len", .. })));
+    assert!(matches!(
+        read_dir_at(&path),
+        Err(ImageError::LengthOutOfBounds {
+            field: "state raw_len",
+            ..
+        })
+    ));
 
     let path = root.path().join("img");
     std::fs::remove_dir_all(&path).unwrap();
     let path = small_dir(root.path());
     edit_manifest(&path, |m| m.chunks[1].stored_len = 1 << 60);
-    assert!(matches!(read_dir_at(&path), Err(ImageError::LengthOutOfBounds { field: "chunk stored_len", .. })));
+    assert!(matches!(
+        read_dir_at(&path),
+        Err(ImageError::LengthOutOfBounds {
+            field: "chunk stored_len",
+            ..
+        })
+    ));
 }
 
 #[test]
 fn stream_frame_lengths_of_2_pow_60_are_out_of_bounds() {
     let stream = small_stream();
     let f = frames(&stream);
-    for (index, field) in [(1usize, "state payload length"), (2, "chunk payload length")] {
+    for (index, field) in [
+        (1usize, "state payload length"),
+        (2, "chunk payload length"),
+    ] {
         let mut bytes = stream.clone();
         let (off, ..) = f[index];
         bytes[off + 12..off + 20].copy_from_slice(&(1u64 << 60).to_le_bytes());
         reseal(&mut bytes, f[index]);
         match read_stream_bytes(&bytes) {
-            Err(ImageError::LengthOutOfBounds { field: got, value, .. }) => assert_eq!((got, value), (field, 1 << 60)),
+            Err(ImageError::LengthOutOfBounds {
+                field: got, value, ..
+            }) => assert_eq!((got, value), (field, 1 << 60)),
             other => panic!("{field}: {other:?}"),
         }
     }
@@ -267,7 +350,10 @@ fn stream_frame_lengths_of_2_pow_60_are_out_of_bounds() {
     bytes[off + 4..off + 12].copy_from_slice(&(1u64 << 60).to_le_bytes());
     assert!(matches!(
         read_stream_bytes(&bytes),
-        Err(ImageError::LengthOutOfBounds { field: "frame descriptor length", .. })
+        Err(ImageError::LengthOutOfBounds {
+            field: "frame descriptor length",
+            ..
+        })
     ));
 }
 
@@ -292,7 +378,10 @@ fn flipped_state_byte_and_flipped_chunk_byte_are_told_apart_in_a_dir() {
     let mut flipped = state.clone();
     flipped[state.len() / 2] ^= 0x40;
     std::fs::write(path.join("state.bin"), &flipped).unwrap();
-    assert!(matches!(read_dir_at(&path), Err(ImageError::StateChecksumMismatch { .. })));
+    assert!(matches!(
+        read_dir_at(&path),
+        Err(ImageError::StateChecksumMismatch { .. })
+    ));
     std::fs::write(path.join("state.bin"), &state).unwrap();
 
     let chunk = DirImage::open(&path).unwrap().manifest().chunks[2].clone();
@@ -301,7 +390,10 @@ fn flipped_state_byte_and_flipped_chunk_byte_are_told_apart_in_a_dir() {
     std::fs::write(path.join("memory.bin"), &memory).unwrap();
 
     match read_dir_at(&path) {
-        Err(ImageError::ChunkChecksumMismatch { chunk: 2, memory_offset }) => assert_eq!(memory_offset, chunk.runs[0].offset),
+        Err(ImageError::ChunkChecksumMismatch {
+            chunk: 2,
+            memory_offset,
+        }) => assert_eq!(memory_offset, chunk.runs[0].offset),
         other => panic!("{other:?}"),
     }
 }
@@ -317,8 +409,14 @@ fn flipped_state_byte_and_flipped_chunk_byte_are_told_apart_in_a_stream() {
     let mut in_chunk = stream.clone();
     in_chunk[c_off + 24 + c_desc + c_len / 2] ^= 1;
 
-    assert!(matches!(read_stream_bytes(&in_state), Err(ImageError::StateChecksumMismatch { .. })));
-    assert!(matches!(read_stream_bytes(&in_chunk), Err(ImageError::ChunkChecksumMismatch { chunk: 1, .. })));
+    assert!(matches!(
+        read_stream_bytes(&in_state),
+        Err(ImageError::StateChecksumMismatch { .. })
+    ));
+    assert!(matches!(
+        read_stream_bytes(&in_chunk),
+        Err(ImageError::ChunkChecksumMismatch { chunk: 1, .. })
+    ));
 }
 
 #[test]
@@ -341,7 +439,10 @@ fn trailer_that_disagrees_with_the_frames_is_refused() {
     frame.extend_from_slice(&crc.to_le_bytes());
     stream.extend_from_slice(&frame);
 
-    assert!(matches!(read_stream_bytes(&stream), Err(ImageError::TrailerMismatch)));
+    assert!(matches!(
+        read_stream_bytes(&stream),
+        Err(ImageError::TrailerMismatch)
+    ));
 }
 
 #[test]
@@ -350,7 +451,10 @@ fn inconsistent_manifest_with_valid_checksum_is_refused() {
     let path = small_dir(root.path());
     // A run moved into a page that is outside the used ranges.
     edit_manifest(&path, |m| m.chunks[0].runs[0].offset = 15 * PAGE_SIZE);
-    assert!(matches!(read_dir_at(&path), Err(ImageError::Inconsistent { .. })));
+    assert!(matches!(
+        read_dir_at(&path),
+        Err(ImageError::Inconsistent { .. })
+    ));
 }
 
 #[test]

@@ -8,13 +8,20 @@ use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
 use checkpoints::image::{
-    dir_to_stream, read_dir, read_stream, stream_to_dir, write_dir, write_stream, Codec, Compression, CpuFeatures,
-    DirImage, Progress, ReadOptions, StreamReader, WriteOptions, PAGE_SIZE,
+    dir_to_stream, read_dir, read_stream, stream_to_dir, write_dir, write_stream, Codec,
+    Compression, CpuFeatures, DirImage, Progress, ReadOptions, StreamReader, WriteOptions,
+    PAGE_SIZE,
 };
 use image_common::*;
 
 fn opts<'a>(compression: Compression) -> WriteOptions<'a> {
-    WriteOptions { compression, chunk_size: 64 * PAGE_SIZE, threads: 2, sync: true, progress: None }
+    WriteOptions {
+        compression,
+        chunk_size: 64 * PAGE_SIZE,
+        threads: 2,
+        sync: true,
+        progress: None,
+    }
 }
 
 #[test]
@@ -25,7 +32,12 @@ fn dir_round_trip_restores_state_and_used_memory() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("img");
 
-    let written = write_dir(&path, &input(&meta, &state, &mem, &ranges), &opts(Compression::Zstd(3))).unwrap();
+    let written = write_dir(
+        &path,
+        &input(&meta, &state, &mem, &ranges),
+        &opts(Compression::Zstd(3)),
+    )
+    .unwrap();
     let mut dst = vec![0u8; mem.len()];
     let read = read_dir(&path, &mut dst, &ReadOptions::default()).unwrap();
 
@@ -44,9 +56,22 @@ fn stream_round_trip_restores_state_and_used_memory() {
     let meta = meta();
     let mut stream = Vec::new();
 
-    write_stream(&mut stream, &input(&meta, &state, &mem, &ranges), &opts(Compression::Zstd(1))).unwrap();
+    write_stream(
+        &mut stream,
+        &input(&meta, &state, &mem, &ranges),
+        &opts(Compression::Zstd(1)),
+    )
+    .unwrap();
     let mut dst = vec![0u8; mem.len()];
-    let read = read_stream(stream.as_slice(), &mut dst, &ReadOptions { threads: 3, progress: None }).unwrap();
+    let read = read_stream(
+        stream.as_slice(),
+        &mut dst,
+        &ReadOptions {
+            threads: 3,
+            progress: None,
+        },
+    )
+    .unwrap();
 
     assert_eq!(read.state, state);
     assert_eq!(dst, expected_restore(&mem, &ranges));
@@ -60,12 +85,20 @@ fn zero_pages_are_not_stored() {
     for i in (0..256).step_by(2) {
         xorshift_fill(i as u64 + 7, &mut mem[i * PAGE..(i + 1) * PAGE]);
     }
-    let ranges = [checkpoints::image::PageRange { offset: 0, len: 256 * PAGE_SIZE }];
+    let ranges = [checkpoints::image::PageRange {
+        offset: 0,
+        len: 256 * PAGE_SIZE,
+    }];
     let meta = meta();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("img");
 
-    let stats = write_dir(&path, &input(&meta, b"s", &mem, &ranges), &opts(Compression::None)).unwrap();
+    let stats = write_dir(
+        &path,
+        &input(&meta, b"s", &mem, &ranges),
+        &opts(Compression::None),
+    )
+    .unwrap();
 
     let size = std::fs::metadata(path.join("memory.bin")).unwrap().len();
     assert_eq!(size, 128 * PAGE_SIZE);
@@ -73,7 +106,13 @@ fn zero_pages_are_not_stored() {
     let image = DirImage::open(&path).unwrap();
     let zero = image.manifest().zero_ranges();
     assert_eq!(zero.len(), 128);
-    assert_eq!(zero[0], checkpoints::image::PageRange { offset: PAGE_SIZE, len: PAGE_SIZE });
+    assert_eq!(
+        zero[0],
+        checkpoints::image::PageRange {
+            offset: PAGE_SIZE,
+            len: PAGE_SIZE
+        }
+    );
 }
 
 #[test]
@@ -82,20 +121,33 @@ fn uncompressed_chunks_are_page_aligned_and_mappable() {
     let meta = meta();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("img");
-    write_dir(&path, &input(&meta, &state_bytes(10), &mem, &ranges), &opts(Compression::None)).unwrap();
+    write_dir(
+        &path,
+        &input(&meta, &state_bytes(10), &mem, &ranges),
+        &opts(Compression::None),
+    )
+    .unwrap();
 
     let image = DirImage::open(&path).unwrap();
     let chunks = &image.manifest().chunks;
     assert!(chunks.len() > 3);
     for chunk in chunks {
         assert_eq!(chunk.codec, Codec::Raw);
-        assert_eq!(chunk.file_offset % PAGE_SIZE, 0, "chunk at {:#x}", chunk.file_offset);
+        assert_eq!(
+            chunk.file_offset % PAGE_SIZE,
+            0,
+            "chunk at {:#x}",
+            chunk.file_offset
+        );
         // The bytes at file_offset are the pages themselves, in run order.
         let mut at = chunk.file_offset;
         for run in &chunk.runs {
             let mut buf = vec![0u8; run.len() as usize];
             image.memory_file().read_exact_at(&mut buf, at).unwrap();
-            assert_eq!(buf, mem[run.offset as usize..(run.offset + run.len()) as usize]);
+            assert_eq!(
+                buf,
+                mem[run.offset as usize..(run.offset + run.len()) as usize]
+            );
             at += run.len();
         }
     }
@@ -105,13 +157,25 @@ fn uncompressed_chunks_are_page_aligned_and_mappable() {
 fn incompressible_chunks_fall_back_to_raw_and_aligned() {
     let mut mem = vec![0u8; 128 * PAGE];
     xorshift_fill(99, &mut mem);
-    let ranges = [checkpoints::image::PageRange { offset: 0, len: 128 * PAGE_SIZE }];
+    let ranges = [checkpoints::image::PageRange {
+        offset: 0,
+        len: 128 * PAGE_SIZE,
+    }];
     let meta = meta();
     let mut stream = Vec::new();
-    let written = write_stream(&mut stream, &input(&meta, b"x", &mem, &ranges), &opts(Compression::Zstd(1))).unwrap();
+    let written = write_stream(
+        &mut stream,
+        &input(&meta, b"x", &mem, &ranges),
+        &opts(Compression::Zstd(1)),
+    )
+    .unwrap();
     let mut dst = vec![0u8; mem.len()];
     let read = read_stream(stream.as_slice(), &mut dst, &ReadOptions::default()).unwrap();
-    assert!(read.manifest.chunks.iter().all(|c| c.codec == Codec::Raw && c.file_offset % PAGE_SIZE == 0));
+    assert!(read
+        .manifest
+        .chunks
+        .iter()
+        .all(|c| c.codec == Codec::Raw && c.file_offset % PAGE_SIZE == 0));
     assert_eq!(written.memory_stored_bytes, 128 * PAGE_SIZE);
     assert_eq!(dst, mem);
 }
@@ -165,8 +229,24 @@ fn output_does_not_depend_on_thread_count() {
     let inp = input(&meta, b"state", &mem, &ranges);
     let mut one = Vec::new();
     let mut four = Vec::new();
-    write_stream(&mut one, &inp, &WriteOptions { threads: 1, ..opts(Compression::Zstd(1)) }).unwrap();
-    write_stream(&mut four, &inp, &WriteOptions { threads: 4, ..opts(Compression::Zstd(1)) }).unwrap();
+    write_stream(
+        &mut one,
+        &inp,
+        &WriteOptions {
+            threads: 1,
+            ..opts(Compression::Zstd(1))
+        },
+    )
+    .unwrap();
+    write_stream(
+        &mut four,
+        &inp,
+        &WriteOptions {
+            threads: 4,
+            ..opts(Compression::Zstd(1))
+        },
+    )
+    .unwrap();
     assert_eq!(one, four);
 }
 
@@ -176,16 +256,26 @@ fn sink_receives_exactly_the_nonzero_used_pages() {
     let meta = meta();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("img");
-    write_dir(&path, &input(&meta, b"s", &mem, &ranges), &opts(Compression::Zstd(1))).unwrap();
+    write_dir(
+        &path,
+        &input(&meta, b"s", &mem, &ranges),
+        &opts(Compression::Zstd(1)),
+    )
+    .unwrap();
     let got: Mutex<BTreeMap<u64, Vec<u8>>> = Mutex::new(BTreeMap::new());
     let sink = |offset: u64, data: &[u8]| {
         for (i, page) in data.chunks(PAGE).enumerate() {
-            got.lock().unwrap().insert(offset + (i * PAGE) as u64, page.to_vec());
+            got.lock()
+                .unwrap()
+                .insert(offset + (i * PAGE) as u64, page.to_vec());
         }
         Ok(())
     };
 
-    DirImage::open(&path).unwrap().restore_memory_with(&sink, &ReadOptions::default()).unwrap();
+    DirImage::open(&path)
+        .unwrap()
+        .restore_memory_with(&sink, &ReadOptions::default())
+        .unwrap();
 
     let got = got.into_inner().unwrap();
     let expected: BTreeMap<u64, Vec<u8>> = (0..300)
@@ -205,12 +295,21 @@ fn progress_reaches_total_monotonically() {
         ControlFlow::Continue(())
     };
     let mut stream = Vec::new();
-    let o = WriteOptions { progress: Some(&progress), ..opts(Compression::Zstd(1)) };
+    let o = WriteOptions {
+        progress: Some(&progress),
+        ..opts(Compression::Zstd(1))
+    };
     write_stream(&mut stream, &input(&meta, b"s", &mem, &ranges), &o).unwrap();
     let seen = seen.into_inner().unwrap();
     let used: u64 = ranges.iter().map(|r| r.len).sum();
     assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
-    assert_eq!(seen.last(), Some(&Progress { done: used, total: used }));
+    assert_eq!(
+        seen.last(),
+        Some(&Progress {
+            done: used,
+            total: used
+        })
+    );
 }
 
 #[test]
@@ -218,13 +317,26 @@ fn stream_head_is_available_before_memory() {
     let (mem, ranges) = memory(50, 9);
     let meta = meta();
     let mut stream = Vec::new();
-    write_stream(&mut stream, &input(&meta, b"s", &mem, &ranges), &opts(Compression::Zstd(1))).unwrap();
+    write_stream(
+        &mut stream,
+        &input(&meta, b"s", &mem, &ranges),
+        &opts(Compression::Zstd(1)),
+    )
+    .unwrap();
 
     let reader = StreamReader::open(stream.as_slice()).unwrap();
 
     let head = reader.head();
-    assert_eq!(head.meta.schema.check_against(0xABCD, &schema_table()), Ok(()));
-    assert_eq!(head.meta.cpu.check_runnable_on(&CpuFeatures::host().unwrap()), Ok(()));
+    assert_eq!(
+        head.meta.schema.check_against(0xABCD, &schema_table()),
+        Ok(())
+    );
+    assert_eq!(
+        head.meta
+            .cpu
+            .check_runnable_on(&CpuFeatures::host().unwrap()),
+        Ok(())
+    );
     assert_eq!(head.layout.used_ranges, ranges);
 }
 
@@ -232,7 +344,12 @@ fn stream_head_is_available_before_memory() {
 fn empty_memory_round_trips() {
     let meta = meta();
     let mut stream = Vec::new();
-    write_stream(&mut stream, &input(&meta, b"", &[], &[]), &opts(Compression::Zstd(1))).unwrap();
+    write_stream(
+        &mut stream,
+        &input(&meta, b"", &[], &[]),
+        &opts(Compression::Zstd(1)),
+    )
+    .unwrap();
     let read = read_stream(stream.as_slice(), &mut [], &ReadOptions::default()).unwrap();
     assert_eq!((read.state.len(), read.manifest.chunks.len()), (0, 0));
 }

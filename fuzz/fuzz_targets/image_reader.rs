@@ -11,7 +11,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = StreamReader::open(data)
         .and_then(|r| r.read_state())
         .and_then(|(_, mem)| {
-            mem.restore_with(&|_: u64, _: &[u8]| Ok(()), &ReadOptions { threads: 1, progress: None })
+            mem.restore_with(
+                &|_: u64, _: &[u8]| Ok(()),
+                &ReadOptions {
+                    threads: 1,
+                    progress: None,
+                },
+            )
         });
     let _ = Manifest::decode(data);
 });

@@ -46,8 +46,8 @@ pub(crate) fn compress_state(
 ) -> Result<(StateInfo, Option<Vec<u8>>), WriteError> {
     let raw_len = state.len() as u64;
     if let Compression::Zstd(level) = compression {
-        let packed = zstd::bulk::compress(state, level)
-            .map_err(|source| WriteError::Compress { source })?;
+        let packed =
+            zstd::bulk::compress(state, level).map_err(|source| WriteError::Compress { source })?;
         if packed.len() < state.len() {
             let info = StateInfo {
                 codec: Codec::Zstd,
@@ -83,10 +83,12 @@ pub(crate) fn decode_state(info: &StateInfo, stored: Vec<u8>) -> Result<Vec<u8>,
             // Grow with the data actually produced, never by trusting
             // raw_len for the whole allocation up front.
             let mut out = Vec::with_capacity(info.raw_len.min(4 << 20) as usize);
-            let decoder = zstd::stream::read::Decoder::with_buffer(stored.as_slice())
-                .map_err(|source| ImageError::StateDecompress {
-                    expected: info.raw_len,
-                    source: Some(source),
+            let decoder =
+                zstd::stream::read::Decoder::with_buffer(stored.as_slice()).map_err(|source| {
+                    ImageError::StateDecompress {
+                        expected: info.raw_len,
+                        source: Some(source),
+                    }
                 })?;
             decoder
                 .take(info.raw_len.saturating_add(1))

@@ -45,7 +45,9 @@ pub fn dir_to_stream<W: Write>(src: &Path, out: W) -> Result<Manifest, ConvertEr
         image
             .memory_file()
             .read_exact_at(&mut buf, info.file_offset)
-            .map_err(|e| ImageError::read(ImageFile::Memory, info.file_offset + info.stored_len, 0, e))?;
+            .map_err(|e| {
+                ImageError::read(ImageFile::Memory, info.file_offset + info.stored_len, 0, e)
+            })?;
         check_chunk_crc(index as u64, info, &buf)?;
         backend.chunk(info, &[&buf]).map_err(w)?;
     }
@@ -60,10 +62,16 @@ fn stored_state(image: &DirImage) -> Result<Vec<u8>, ImageError> {
     let mut stored = Vec::new();
     std::fs::File::open(&path)
         .and_then(|f| f.take(info.stored_len).read_to_end(&mut stored))
-        .map_err(|source| ImageError::Io { file: ImageFile::State, source })?;
+        .map_err(|source| ImageError::Io {
+            file: ImageFile::State,
+            source,
+        })?;
     let computed = crc32c::crc32c(&stored);
     if stored.len() as u64 != info.stored_len || computed != info.crc32c {
-        return Err(ImageError::StateChecksumMismatch { stored: info.crc32c, computed });
+        return Err(ImageError::StateChecksumMismatch {
+            stored: info.crc32c,
+            computed,
+        });
     }
     Ok(stored)
 }

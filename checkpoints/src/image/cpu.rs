@@ -205,7 +205,9 @@ mod tests {
         let host = features(&["avx2", "sse2"], 0b111, 832);
         assert_eq!(
             image.check_runnable_on(&host),
-            Err(CpuCompatError::MissingFlags { missing: vec!["avx512f".into()] })
+            Err(CpuCompatError::MissingFlags {
+                missing: vec!["avx512f".into()]
+            })
         );
     }
 
@@ -215,7 +217,9 @@ mod tests {
         let host = features(&["sse2"], 0b111, 2696);
         assert_eq!(
             image.check_runnable_on(&host),
-            Err(CpuCompatError::MissingXsaveFeatures { missing: 0b1110_0000 })
+            Err(CpuCompatError::MissingXsaveFeatures {
+                missing: 0b1110_0000
+            })
         );
     }
 
@@ -225,7 +229,10 @@ mod tests {
         let host = features(&["sse2"], 0b111, 832);
         assert_eq!(
             image.check_runnable_on(&host),
-            Err(CpuCompatError::XsaveAreaTooLarge { image: 2696, host: 832 })
+            Err(CpuCompatError::XsaveAreaTooLarge {
+                image: 2696,
+                host: 832
+            })
         );
     }
 }

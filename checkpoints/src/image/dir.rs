@@ -45,14 +45,25 @@ fn open(dir: &Path, name: &str, file: ImageFile) -> Result<(File, u64), ImageErr
             ImageError::Io { file, source }
         }
     })?;
-    let len = f.metadata().map_err(|source| ImageError::Io { file, source })?.len();
+    let len = f
+        .metadata()
+        .map_err(|source| ImageError::Io { file, source })?
+        .len();
     Ok((f, len))
 }
 
 fn check_size(file: ImageFile, expected: u64, actual: u64) -> Result<(), ImageError> {
     match actual.cmp(&expected) {
-        std::cmp::Ordering::Less => Err(ImageError::Truncated { file, expected, actual }),
-        std::cmp::Ordering::Greater => Err(ImageError::UnexpectedSize { file, expected, actual }),
+        std::cmp::Ordering::Less => Err(ImageError::Truncated {
+            file,
+            expected,
+            actual,
+        }),
+        std::cmp::Ordering::Greater => Err(ImageError::UnexpectedSize {
+            file,
+            expected,
+            actual,
+        }),
         std::cmp::Ordering::Equal => Ok(()),
     }
 }
@@ -63,19 +74,34 @@ impl DirImage {
     pub fn open(path: &Path) -> Result<DirImage, ImageError> {
         let t = Instant::now();
         let (mut mf, len) = open(path, MANIFEST_FILE, ImageFile::Manifest)?;
-        let max = MAX_MANIFEST_LEN + super::manifest::MANIFEST_HEADER_LEN + super::manifest::MANIFEST_TRAILER_LEN;
+        let max = MAX_MANIFEST_LEN
+            + super::manifest::MANIFEST_HEADER_LEN
+            + super::manifest::MANIFEST_TRAILER_LEN;
         if len > max {
-            return Err(ImageError::LengthOutOfBounds { field: "manifest.bin size", value: len, max });
+            return Err(ImageError::LengthOutOfBounds {
+                field: "manifest.bin size",
+                value: len,
+                max,
+            });
         }
         let mut bytes = Vec::with_capacity(len as usize);
         mf.read_to_end(&mut bytes)
-            .map_err(|source| ImageError::Io { file: ImageFile::Manifest, source })?;
+            .map_err(|source| ImageError::Io {
+                file: ImageFile::Manifest,
+                source,
+            })?;
         let manifest = Manifest::decode(&bytes)?;
         let (state, state_len) = open(path, STATE_FILE, ImageFile::State)?;
         check_size(ImageFile::State, manifest.state.stored_len, state_len)?;
         let (memory, memory_len) = open(path, MEMORY_FILE, ImageFile::Memory)?;
         check_size(ImageFile::Memory, manifest.memory_stored_len, memory_len)?;
-        Ok(DirImage { path: path.to_owned(), manifest, state, memory, manifest_time: t.elapsed() })
+        Ok(DirImage {
+            path: path.to_owned(),
+            manifest,
+            state,
+            memory,
+            manifest_time: t.elapsed(),
+        })
     }
 
     /// The image directory.
@@ -109,10 +135,17 @@ impl DirImage {
     /// Restores memory into `dst` (at least `memory_len` bytes,
     /// zero-filled: zero pages are not written), in parallel, each chunk
     /// checked before it is copied. On error `dst` is unspecified.
-    pub fn restore_memory_into(&self, dst: &mut [u8], opts: &ReadOptions<'_>) -> Result<ReadStats, ImageError> {
+    pub fn restore_memory_into(
+        &self,
+        dst: &mut [u8],
+        opts: &ReadOptions<'_>,
+    ) -> Result<ReadStats, ImageError> {
         let needed = self.manifest.head.layout.memory_len;
         if (dst.len() as u64) < needed {
-            return Err(ImageError::DestinationTooSmall { needed, actual: dst.len() as u64 });
+            return Err(ImageError::DestinationTooSmall {
+                needed,
+                actual: dst.len() as u64,
+            });
         }
         let mut rest = dst;
         let mut rest_base = 0u64;
@@ -125,13 +158,20 @@ impl DirImage {
             let (region, tail) = tail.split_at_mut((end - start) as usize);
             rest = tail;
             rest_base = end;
-            Target::Region { base: start, buf: region }
+            Target::Region {
+                base: start,
+                buf: region,
+            }
         })
     }
 
     /// Restores memory through `sink` (called concurrently, disjoint
     /// ranges, checked data only).
-    pub fn restore_memory_with(&self, sink: &dyn MemorySink, opts: &ReadOptions<'_>) -> Result<ReadStats, ImageError> {
+    pub fn restore_memory_with(
+        &self,
+        sink: &dyn MemorySink,
+        opts: &ReadOptions<'_>,
+    ) -> Result<ReadStats, ImageError> {
         self.restore(opts, |_| Target::Sink(sink))
     }
 
@@ -152,7 +192,14 @@ impl DirImage {
                 buf.truncate(len);
                 self.memory
                     .read_exact_at(&mut buf, info.file_offset)
-                    .map_err(|e| ImageError::read(ImageFile::Memory, info.file_offset + info.stored_len, 0, e))?;
+                    .map_err(|e| {
+                        ImageError::read(
+                            ImageFile::Memory,
+                            info.file_offset + info.stored_len,
+                            0,
+                            e,
+                        )
+                    })?;
                 let region = target(info);
                 if !send(index as u64, info.clone(), buf, region) {
                     break;
@@ -175,7 +222,11 @@ impl DirImage {
 /// Reads a whole image directory: state, and memory into `dst` (as
 /// [`DirImage::restore_memory_into`]). Checks nothing about schema or CPU:
 /// use [`DirImage::open`] and check the manifest first.
-pub fn read_dir(path: &Path, dst: &mut [u8], opts: &ReadOptions<'_>) -> Result<RestoredImage, ImageError> {
+pub fn read_dir(
+    path: &Path,
+    dst: &mut [u8],
+    opts: &ReadOptions<'_>,
+) -> Result<RestoredImage, ImageError> {
     let image = DirImage::open(path)?;
     let t = Instant::now();
     let state = image.read_state()?;
@@ -184,5 +235,9 @@ pub fn read_dir(path: &Path, dst: &mut [u8], opts: &ReadOptions<'_>) -> Result<R
     stats.state_stored_bytes = image.manifest.state.stored_len;
     stats.state_raw_bytes = image.manifest.state.raw_len;
     stats.state_time = state_time;
-    Ok(RestoredImage { manifest: image.manifest, state, stats })
+    Ok(RestoredImage {
+        manifest: image.manifest,
+        state,
+        stats,
+    })
 }

@@ -183,7 +183,9 @@ pub enum ImageError {
         expected: &'static str,
     },
     /// The stream's trailer manifest differs from the frames before it.
-    #[error("image stream trailer does not match the frames that preceded it: the stream is corrupt")]
+    #[error(
+        "image stream trailer does not match the frames that preceded it: the stream is corrupt"
+    )]
     TrailerMismatch,
     /// The progress callback asked to stop.
     #[error("restore cancelled")]

@@ -3,7 +3,7 @@
 
 use super::error::WriteError;
 use super::manifest::{PageRange, PageRun};
-use super::PAGE_SIZE;
+use super::{is_page_aligned, PAGE_SIZE};
 
 /// Checks the caller's used ranges against the memory slice: page-aligned,
 /// non-empty, sorted, non-overlapping, inside `memory_len`.
@@ -15,7 +15,7 @@ pub(crate) fn check_ranges(ranges: &[PageRange], memory_len: u64) -> Result<(), 
             len: r.len,
             reason,
         };
-        if r.offset % PAGE_SIZE != 0 || r.len % PAGE_SIZE != 0 {
+        if !is_page_aligned(r.offset) || !is_page_aligned(r.len) {
             return Err(bad("not page-aligned"));
         }
         if r.len == 0 {
@@ -52,10 +52,9 @@ pub(crate) fn plan_spans(ranges: &[PageRange], chunk_size: u64) -> Vec<PageRange
 /// Whether a page is all zero. Word-wise OR so the compiler vectorises it.
 pub(crate) fn is_zero_page(page: &[u8]) -> bool {
     page.chunks_exact(256).all(|block| {
-        block
-            .chunks_exact(8)
-            .fold(0u64, |acc, w| acc | u64::from_ne_bytes(super::manifest::le_array(w)))
-            == 0
+        block.chunks_exact(8).fold(0u64, |acc, w| {
+            acc | u64::from_ne_bytes(super::manifest::le_array(w))
+        }) == 0
     }) && page.chunks_exact(256).remainder().iter().all(|&b| b == 0)
 }
 
@@ -84,8 +83,14 @@ mod tests {
     #[test]
     fn spans_never_exceed_chunk_size_or_cross_ranges() {
         let ranges = [
-            PageRange { offset: 0, len: 5 * PAGE_SIZE },
-            PageRange { offset: 8 * PAGE_SIZE, len: PAGE_SIZE },
+            PageRange {
+                offset: 0,
+                len: 5 * PAGE_SIZE,
+            },
+            PageRange {
+                offset: 8 * PAGE_SIZE,
+                len: PAGE_SIZE,
+            },
         ];
         let spans = plan_spans(&ranges, 2 * PAGE_SIZE);
         let lens: Vec<u64> = spans.iter().map(|s| s.len / PAGE_SIZE).collect();
@@ -99,12 +104,24 @@ mod tests {
         mem[5] = 1;
         mem[2 * PAGE_SIZE as usize + 4095] = 1;
         mem[3 * PAGE_SIZE as usize] = 1;
-        let runs = nonzero_runs(&mem, PageRange { offset: 0, len: 4 * PAGE_SIZE });
+        let runs = nonzero_runs(
+            &mem,
+            PageRange {
+                offset: 0,
+                len: 4 * PAGE_SIZE,
+            },
+        );
         assert_eq!(
             runs,
             vec![
-                PageRun { offset: 0, pages: 1 },
-                PageRun { offset: 2 * PAGE_SIZE, pages: 2 }
+                PageRun {
+                    offset: 0,
+                    pages: 1
+                },
+                PageRun {
+                    offset: 2 * PAGE_SIZE,
+                    pages: 2
+                }
             ]
         );
     }
@@ -112,18 +129,30 @@ mod tests {
     #[test]
     fn unsorted_ranges_are_refused() {
         let ranges = [
-            PageRange { offset: PAGE_SIZE, len: PAGE_SIZE },
-            PageRange { offset: 0, len: PAGE_SIZE },
+            PageRange {
+                offset: PAGE_SIZE,
+                len: PAGE_SIZE,
+            },
+            PageRange {
+                offset: 0,
+                len: PAGE_SIZE,
+            },
         ];
         assert!(matches!(
             check_ranges(&ranges, 4 * PAGE_SIZE),
-            Err(WriteError::InvalidRange { reason: "not sorted or overlaps the previous range", .. })
+            Err(WriteError::InvalidRange {
+                reason: "not sorted or overlaps the previous range",
+                ..
+            })
         ));
     }
 
     #[test]
     fn range_past_memory_is_refused() {
-        let ranges = [PageRange { offset: 0, len: 2 * PAGE_SIZE }];
+        let ranges = [PageRange {
+            offset: 0,
+            len: 2 * PAGE_SIZE,
+        }];
         assert!(check_ranges(&ranges, PAGE_SIZE).is_err());
     }
 }

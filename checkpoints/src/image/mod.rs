@@ -117,3 +117,8 @@ pub const MEMORY_FILE: &str = "memory.bin";
 pub(crate) fn page_align_up(n: u64) -> Option<u64> {
     n.checked_add(PAGE_SIZE - 1).map(|v| v & !(PAGE_SIZE - 1))
 }
+
+/// Whether `n` is a multiple of [`PAGE_SIZE`].
+pub(crate) fn is_page_aligned(n: u64) -> bool {
+    n & (PAGE_SIZE - 1) == 0
+}

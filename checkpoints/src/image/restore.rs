@@ -52,7 +52,11 @@ pub(crate) struct Buffers(Mutex<Vec<Vec<u8>>>);
 
 impl Buffers {
     pub(crate) fn take(&self) -> Vec<u8> {
-        self.0.lock().ok().and_then(|mut v| v.pop()).unwrap_or_default()
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_default()
     }
 
     fn give(&self, buf: Vec<u8>) {
@@ -93,9 +97,15 @@ pub(crate) fn restore_fed<'d>(
         threads,
         threads,
         || {
-            let dctx = zstd::bulk::Decompressor::new()
-                .map_err(|source| ImageError::ChunkDecompress { chunk: 0, source: Some(source) })?;
-            Ok(Decoder { dctx, scratch: Vec::new() })
+            let dctx =
+                zstd::bulk::Decompressor::new().map_err(|source| ImageError::ChunkDecompress {
+                    chunk: 0,
+                    source: Some(source),
+                })?;
+            Ok(Decoder {
+                dctx,
+                scratch: Vec::new(),
+            })
         },
         |dec, (index, info, stored, target): (u64, ChunkInfo, Vec<u8>, Target<'d>)| {
             let result = restore_chunk(dec, index, &info, &stored, target);
@@ -113,11 +123,17 @@ pub(crate) fn restore_fed<'d>(
             produce(&mut send_job, &buffers)
         },
     )?;
-    Ok(Counts { raw: raw.into_inner() })
+    Ok(Counts {
+        raw: raw.into_inner(),
+    })
 }
 
 /// Checks a chunk's stored bytes against its checksum.
-pub(crate) fn check_chunk_crc(index: u64, info: &ChunkInfo, stored: &[u8]) -> Result<(), ImageError> {
+pub(crate) fn check_chunk_crc(
+    index: u64,
+    info: &ChunkInfo,
+    stored: &[u8],
+) -> Result<(), ImageError> {
     if crc32c::crc32c(stored) != info.crc32c {
         return Err(ImageError::ChunkChecksumMismatch {
             chunk: index,
@@ -138,14 +154,25 @@ fn restore_chunk(
     mut target: Target<'_>,
 ) -> Result<(), ImageError> {
     check_chunk_crc(index, info, stored)?;
-    let short = |source| ImageError::ChunkDecompress { chunk: index, source };
+    let short = |source| ImageError::ChunkDecompress {
+        chunk: index,
+        source,
+    };
     let data: &[u8] = match info.codec {
         Codec::Raw => stored,
         Codec::Zstd => {
-            if let (Target::Region { buf, .. }, [_single_run]) = (&mut target, info.runs.as_slice()) {
+            if let (Target::Region { buf, .. }, [_single_run]) = (&mut target, info.runs.as_slice())
+            {
                 // The region is exactly the run: decompress in place.
-                let n = dec.dctx.decompress_to_buffer(stored, &mut buf[..]).map_err(|e| short(Some(e)))?;
-                return if n as u64 == info.raw_len { Ok(()) } else { Err(short(None)) };
+                let n = dec
+                    .dctx
+                    .decompress_to_buffer(stored, &mut buf[..])
+                    .map_err(|e| short(Some(e)))?;
+                return if n as u64 == info.raw_len {
+                    Ok(())
+                } else {
+                    Err(short(None))
+                };
             }
             dec.scratch.clear();
             // raw_len <= chunk_size <= MAX_CHUNK_SIZE (checked).
@@ -169,9 +196,13 @@ fn restore_chunk(
                 let at = (run.offset - *base) as usize;
                 buf[at..at + len].copy_from_slice(bytes);
             }
-            Target::Sink(sink) => sink
-                .write(run.offset, bytes)
-                .map_err(|source| ImageError::Sink { offset: run.offset, source })?,
+            Target::Sink(sink) => {
+                sink.write(run.offset, bytes)
+                    .map_err(|source| ImageError::Sink {
+                        offset: run.offset,
+                        source,
+                    })?
+            }
         }
         pos += len;
     }

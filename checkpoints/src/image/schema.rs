@@ -118,14 +118,22 @@ mod tests {
         let mut now = table();
         now[1].1 = 3;
         let err = image.check_against(8, &now).unwrap_err();
-        assert!(matches!(err, SchemaMismatch::Type { ref type_name, image: 2, current: CurrentFingerprint(Some(3)) } if type_name == "kernel::Fd"));
+        assert!(
+            matches!(err, SchemaMismatch::Type { ref type_name, image: 2, current: CurrentFingerprint(Some(3)) } if type_name == "kernel::Fd")
+        );
     }
 
     #[test]
     fn removed_type_is_named_absent() {
         let image = SchemaInfo::new(7, &table());
         let err = image.check_against(7, &table()[..1]).unwrap_err();
-        assert!(matches!(err, SchemaMismatch::Type { current: CurrentFingerprint(None), .. }));
+        assert!(matches!(
+            err,
+            SchemaMismatch::Type {
+                current: CurrentFingerprint(None),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -133,7 +141,10 @@ mod tests {
         let image = SchemaInfo::new(7, &table());
         assert_eq!(
             image.check_against(9, &table()),
-            Err(SchemaMismatch::Root { image: 7, current: 9 })
+            Err(SchemaMismatch::Root {
+                image: 7,
+                current: 9
+            })
         );
     }
 }

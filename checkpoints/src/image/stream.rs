@@ -22,7 +22,9 @@ use serde::Serialize;
 
 use super::compress::decode_state;
 use super::error::{ImageError, ImageFile, WriteError};
-use super::manifest::{decode_exact, le_array, parse_header, ChunkInfo, Manifest, ManifestHead, StateInfo};
+use super::manifest::{
+    decode_exact, le_array, parse_header, ChunkInfo, Manifest, ManifestHead, StateInfo,
+};
 use super::restore::{restore_fed, MemorySink, ReadOptions, Target};
 use super::stats::ReadStats;
 use super::validate::{check_state_info, ChunkChecker};
@@ -55,7 +57,12 @@ impl<W: Write> StreamBackend<W> {
         }
     }
 
-    fn frame<T: Serialize>(&mut self, tag: u8, desc: &T, payload: &[&[u8]]) -> Result<(), WriteError> {
+    fn frame<T: Serialize>(
+        &mut self,
+        tag: u8,
+        desc: &T,
+        payload: &[&[u8]],
+    ) -> Result<(), WriteError> {
         // Serializing the manifest types cannot fail (see encode_framed).
         let desc = postcard::to_stdvec(desc).unwrap_or_default();
         let payload_len: u64 = payload.iter().map(|p| p.len() as u64).sum();
@@ -93,7 +100,9 @@ impl<W: Write> Backend for StreamBackend<W> {
 
     fn finish(mut self, manifest: &Manifest) -> Result<(), WriteError> {
         self.frame(TAG_END, manifest, &[])?;
-        self.out.flush().map_err(|source| WriteError::Stream { source })
+        self.out
+            .flush()
+            .map_err(|source| WriteError::Stream { source })
     }
 }
 
@@ -119,7 +128,12 @@ impl<R: Read> Input<R> {
                 }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(ImageError::Io { file: ImageFile::Stream, source }),
+                Err(source) => {
+                    return Err(ImageError::Io {
+                        file: ImageFile::Stream,
+                        source,
+                    })
+                }
             }
         }
         self.offset += buf.len() as u64;
@@ -134,7 +148,10 @@ impl<R: Read> Input<R> {
         let got = (&mut self.r)
             .take(len)
             .read_to_end(buf)
-            .map_err(|source| ImageError::Io { file: ImageFile::Stream, source })? as u64;
+            .map_err(|source| ImageError::Io {
+                file: ImageFile::Stream,
+                source,
+            })? as u64;
         if got < len {
             return Err(ImageError::Truncated {
                 file: ImageFile::Stream,
@@ -181,10 +198,16 @@ impl<R: Read> Cursor<R> {
         self.frames += 1;
         let tag = header[0];
         let Some((field, max)) = payload_bound(tag).filter(|_| expected.contains(&tag)) else {
-            return Err(ImageError::UnexpectedFrame { index, found: tag, expected: what });
+            return Err(ImageError::UnexpectedFrame {
+                index,
+                found: tag,
+                expected: what,
+            });
         };
         if header[1..4] != [0, 0, 0] {
-            return Err(ImageError::Inconsistent { what: "reserved frame header bytes are not zero" });
+            return Err(ImageError::Inconsistent {
+                what: "reserved frame header bytes are not zero",
+            });
         }
         let desc_len = u64::from_le_bytes(le_array(&header[4..12]));
         let payload_len = u64::from_le_bytes(le_array(&header[12..20]));
@@ -196,7 +219,11 @@ impl<R: Read> Cursor<R> {
             });
         }
         if payload_len > max {
-            return Err(ImageError::LengthOutOfBounds { field, value: payload_len, max });
+            return Err(ImageError::LengthOutOfBounds {
+                field,
+                value: payload_len,
+                max,
+            });
         }
         let mut desc = Vec::new();
         self.input.read_vec(desc_len, &mut desc)?;
@@ -205,9 +232,17 @@ impl<R: Read> Cursor<R> {
         let stored = u32::from_le_bytes(crc);
         let computed = crc32c::crc32c_append(crc32c::crc32c(&header), &desc);
         if stored != computed {
-            return Err(ImageError::HeaderChecksumMismatch { file: ImageFile::Stream, stored, computed });
+            return Err(ImageError::HeaderChecksumMismatch {
+                file: ImageFile::Stream,
+                stored,
+                computed,
+            });
         }
-        Ok(Frame { tag, desc, payload_len })
+        Ok(Frame {
+            tag,
+            desc,
+            payload_len,
+        })
     }
 }
 
@@ -227,15 +262,24 @@ impl<R: Read> StreamReader<R> {
         input.read_exact(&mut pre)?;
         let fixed = parse_header(ImageFile::Stream, STREAM_MAGIC, &pre)?;
         if fixed.body_len != 0 {
-            return Err(ImageError::Inconsistent { what: "reserved stream preamble bytes are not zero" });
+            return Err(ImageError::Inconsistent {
+                what: "reserved stream preamble bytes are not zero",
+            });
         }
         // A placeholder head until the real one is decoded below.
-        let mut cursor = Cursor { input, head: placeholder_head(), frames: 0 };
+        let mut cursor = Cursor {
+            input,
+            head: placeholder_head(),
+            frames: 0,
+        };
         let frame = cursor.next_frame(&[TAG_HEAD], "the head frame")?;
         let head: ManifestHead = decode_exact(ImageFile::Stream, &frame.desc)?;
         head.validate()?;
         cursor.head = head;
-        Ok(StreamReader { cursor, manifest_time: t.elapsed() })
+        Ok(StreamReader {
+            cursor,
+            manifest_time: t.elapsed(),
+        })
     }
 
     /// The image's head: identity, schema, CPU requirements, layout.
@@ -254,13 +298,17 @@ impl<R: Read> StreamReader<R> {
 
     /// Reads the state frame; returns its info and stored bytes (checksum
     /// not yet checked) and the reader for the memory frames.
-    pub(crate) fn read_state_stored(self) -> Result<(StateInfo, Vec<u8>, StreamMemoryReader<R>), ImageError> {
+    pub(crate) fn read_state_stored(
+        self,
+    ) -> Result<(StateInfo, Vec<u8>, StreamMemoryReader<R>), ImageError> {
         let mut cursor = self.cursor;
         let frame = cursor.next_frame(&[TAG_STATE], "the state frame")?;
         let info: StateInfo = decode_exact(ImageFile::Stream, &frame.desc)?;
         check_state_info(&info)?;
         if frame.payload_len != info.stored_len {
-            return Err(ImageError::Inconsistent { what: "state frame length differs from its stored length" });
+            return Err(ImageError::Inconsistent {
+                what: "state frame length differs from its stored length",
+            });
         }
         let mut stored = Vec::new();
         cursor.input.read_vec(info.stored_len, &mut stored)?;
@@ -270,7 +318,13 @@ impl<R: Read> StreamReader<R> {
             manifest_time: self.manifest_time,
             ..ReadStats::default()
         };
-        let reader = StreamMemoryReader { cursor, state: info, checker: ChunkChecker::new(), chunks: Vec::new(), stats };
+        let reader = StreamMemoryReader {
+            cursor,
+            state: info,
+            checker: ChunkChecker::new(),
+            chunks: Vec::new(),
+            stats,
+        };
         Ok((info, stored, reader))
     }
 }
@@ -284,7 +338,11 @@ fn placeholder_head() -> ManifestHead {
             schema: Default::default(),
             cpu: Default::default(),
         },
-        layout: super::manifest::MemoryLayout { memory_len: 0, used_ranges: Vec::new(), chunk_size: 0 },
+        layout: super::manifest::MemoryLayout {
+            memory_len: 0,
+            used_ranges: Vec::new(),
+            chunk_size: 0,
+        },
         compression: super::compress::Compression::None,
     }
 }
@@ -308,8 +366,13 @@ impl<R: Read> StreamMemoryReader<R> {
 
     /// Reads the next chunk (checked against the layout; its payload into
     /// `buf`, not yet checksummed), or `None` after a matching trailer.
-    pub(crate) fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<Option<ChunkInfo>, ImageError> {
-        let frame = self.cursor.next_frame(&[TAG_CHUNK, TAG_END], "a chunk or the end frame")?;
+    pub(crate) fn next_chunk(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<ChunkInfo>, ImageError> {
+        let frame = self
+            .cursor
+            .next_frame(&[TAG_CHUNK, TAG_END], "a chunk or the end frame")?;
         if frame.tag == TAG_END {
             let trailer: Manifest = decode_exact(ImageFile::Stream, &frame.desc)?;
             let seen = Manifest {
@@ -327,7 +390,9 @@ impl<R: Read> StreamMemoryReader<R> {
         let info: ChunkInfo = decode_exact(ImageFile::Stream, &frame.desc)?;
         self.checker.check(&self.cursor.head.layout, &info)?;
         if frame.payload_len != info.stored_len {
-            return Err(ImageError::Inconsistent { what: "chunk frame length differs from its stored length" });
+            return Err(ImageError::Inconsistent {
+                what: "chunk frame length differs from its stored length",
+            });
         }
         self.cursor.input.read_vec(info.stored_len, buf)?;
         self.chunks.push(info.clone());
@@ -348,10 +413,17 @@ impl<R: Read> StreamMemoryReader<R> {
     /// `memory_len` bytes, zero-filled: zero pages are not written), in
     /// parallel, each chunk checked before it is copied. Returns the
     /// manifest once the trailer matched. On error `dst` is unspecified.
-    pub fn restore_into(self, dst: &mut [u8], opts: &ReadOptions<'_>) -> Result<(Manifest, ReadStats), ImageError> {
+    pub fn restore_into(
+        self,
+        dst: &mut [u8],
+        opts: &ReadOptions<'_>,
+    ) -> Result<(Manifest, ReadStats), ImageError> {
         let needed = self.cursor.head.layout.memory_len;
         if (dst.len() as u64) < needed {
-            return Err(ImageError::DestinationTooSmall { needed, actual: dst.len() as u64 });
+            return Err(ImageError::DestinationTooSmall {
+                needed,
+                actual: dst.len() as u64,
+            });
         }
         let mut rest = dst;
         let mut rest_base = 0u64;
@@ -364,14 +436,21 @@ impl<R: Read> StreamMemoryReader<R> {
             let (region, tail) = tail.split_at_mut((end - start) as usize);
             rest = tail;
             rest_base = end;
-            Target::Region { base: start, buf: region }
+            Target::Region {
+                base: start,
+                buf: region,
+            }
         })
     }
 
     /// Restores memory through `sink` (called concurrently with disjoint
     /// ranges, only with checked data). Returns the manifest once the
     /// trailer matched.
-    pub fn restore_with(self, sink: &dyn MemorySink, opts: &ReadOptions<'_>) -> Result<(Manifest, ReadStats), ImageError> {
+    pub fn restore_with(
+        self,
+        sink: &dyn MemorySink,
+        opts: &ReadOptions<'_>,
+    ) -> Result<(Manifest, ReadStats), ImageError> {
         self.restore(opts, |_| Target::Sink(sink))
     }
 
@@ -382,18 +461,25 @@ impl<R: Read> StreamMemoryReader<R> {
     ) -> Result<(Manifest, ReadStats), ImageError> {
         let t = Instant::now();
         // Total is unknown until the trailer: report against the used bytes.
-        let total: u64 = self.cursor.head.layout.used_ranges.iter().map(|r| r.len).sum();
+        let total: u64 = self
+            .cursor
+            .head
+            .layout
+            .used_ranges
+            .iter()
+            .map(|r| r.len)
+            .sum();
         let mut index = 0u64;
-        let counts = restore_fed(opts, total, |send, buffers| {
-            loop {
-                let mut buf = buffers.take();
-                let Some(info) = self.next_chunk(&mut buf)? else { return Ok(()) };
-                let region = target(&info);
-                if !send(index, info, buf, region) {
-                    return Ok(());
-                }
-                index += 1;
+        let counts = restore_fed(opts, total, |send, buffers| loop {
+            let mut buf = buffers.take();
+            let Some(info) = self.next_chunk(&mut buf)? else {
+                return Ok(());
+            };
+            let region = target(&info);
+            if !send(index, info, buf, region) {
+                return Ok(());
             }
+            index += 1;
         })?;
         let (manifest, mut stats) = self.into_manifest();
         stats.memory_restored_bytes = counts.raw;
@@ -405,11 +491,16 @@ impl<R: Read> StreamMemoryReader<R> {
     }
 
     /// Passes every frame on to `backend` unchanged (after checking it).
-    pub(crate) fn copy_to<B: Backend>(mut self, backend: &mut B) -> Result<Manifest, super::ConvertError> {
+    pub(crate) fn copy_to<B: Backend>(
+        mut self,
+        backend: &mut B,
+    ) -> Result<Manifest, super::ConvertError> {
         let mut buf = Vec::new();
         while let Some(info) = self.next_chunk(&mut buf)? {
             super::restore::check_chunk_crc(self.chunks.len() as u64 - 1, &info, &buf)?;
-            backend.chunk(&info, &[&buf]).map_err(super::ConvertError::Write)?;
+            backend
+                .chunk(&info, &[&buf])
+                .map_err(super::ConvertError::Write)?;
         }
         Ok(self.into_manifest().0)
     }
@@ -418,8 +509,16 @@ impl<R: Read> StreamMemoryReader<R> {
 /// Reads a whole stream: state and memory (into `dst`, as
 /// [`StreamMemoryReader::restore_into`]). Checks nothing about schema or
 /// CPU: use [`StreamReader`] to check the head first.
-pub fn read_stream<R: Read>(r: R, dst: &mut [u8], opts: &ReadOptions<'_>) -> Result<super::RestoredImage, ImageError> {
+pub fn read_stream<R: Read>(
+    r: R,
+    dst: &mut [u8],
+    opts: &ReadOptions<'_>,
+) -> Result<super::RestoredImage, ImageError> {
     let (state, memory) = StreamReader::open(r)?.read_state()?;
     let (manifest, stats) = memory.restore_into(dst, opts)?;
-    Ok(super::RestoredImage { manifest, state, stats })
+    Ok(super::RestoredImage {
+        manifest,
+        state,
+        stats,
+    })
 }

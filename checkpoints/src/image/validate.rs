@@ -4,7 +4,9 @@
 
 use super::error::ImageError;
 use super::manifest::{ChunkInfo, Codec, MemoryLayout, StateInfo};
-use super::{page_align_up, MAX_CHUNK_SIZE, MAX_MEMORY_LEN, MAX_STATE_LEN, PAGE_SIZE};
+use super::{
+    is_page_aligned, page_align_up, MAX_CHUNK_SIZE, MAX_MEMORY_LEN, MAX_STATE_LEN, PAGE_SIZE,
+};
 
 fn bound(field: &'static str, value: u64, max: u64) -> Result<(), ImageError> {
     if value > max {
@@ -24,10 +26,13 @@ fn rule(ok: bool, what: &'static str) -> Result<(), ImageError> {
 /// Memory file length, chunk size and used ranges.
 pub(crate) fn check_layout(layout: &MemoryLayout) -> Result<(), ImageError> {
     bound("memory_len", layout.memory_len, MAX_MEMORY_LEN)?;
-    rule(layout.memory_len % PAGE_SIZE == 0, "memory_len is not page-aligned")?;
+    rule(
+        is_page_aligned(layout.memory_len),
+        "memory_len is not page-aligned",
+    )?;
     bound("chunk_size", layout.chunk_size, MAX_CHUNK_SIZE)?;
     rule(
-        layout.chunk_size >= PAGE_SIZE && layout.chunk_size % PAGE_SIZE == 0,
+        layout.chunk_size >= PAGE_SIZE && is_page_aligned(layout.chunk_size),
         "chunk_size is not a non-zero multiple of the page size",
     )?;
     super::layout::check_ranges(&layout.used_ranges, layout.memory_len).map_err(|_| {
@@ -78,10 +83,17 @@ impl ChunkChecker {
         }
     }
 
-    pub(crate) fn check(&mut self, layout: &MemoryLayout, chunk: &ChunkInfo) -> Result<(), ImageError> {
+    pub(crate) fn check(
+        &mut self,
+        layout: &MemoryLayout,
+        chunk: &ChunkInfo,
+    ) -> Result<(), ImageError> {
         bound("chunk raw_len", chunk.raw_len, MAX_CHUNK_SIZE)?;
         bound("chunk stored_len", chunk.stored_len, chunk.raw_len)?;
-        rule(chunk.raw_len <= layout.chunk_size, "chunk larger than chunk_size")?;
+        rule(
+            chunk.raw_len <= layout.chunk_size,
+            "chunk larger than chunk_size",
+        )?;
         rule(
             chunk.codec != Codec::Raw || chunk.stored_len == chunk.raw_len,
             "raw chunk whose stored length differs from its raw length",
@@ -90,12 +102,21 @@ impl ChunkChecker {
         let mut pages_len = 0u64;
         for run in &chunk.runs {
             rule(run.pages > 0, "empty page run")?;
-            rule(run.offset >= self.prev_run_end, "page runs out of order or overlapping")?;
+            rule(
+                run.offset >= self.prev_run_end,
+                "page runs out of order or overlapping",
+            )?;
             let end = run
                 .offset
                 .checked_add(run.len())
-                .ok_or(ImageError::Inconsistent { what: "page run overflows" })?;
-            while layout.used_ranges.get(self.range).is_some_and(|r| r.offset + r.len <= run.offset) {
+                .ok_or(ImageError::Inconsistent {
+                    what: "page run overflows",
+                })?;
+            while layout
+                .used_ranges
+                .get(self.range)
+                .is_some_and(|r| r.offset + r.len <= run.offset)
+            {
                 self.range += 1;
             }
             let inside = layout
@@ -106,10 +127,18 @@ impl ChunkChecker {
             self.prev_run_end = end;
             pages_len += run.len();
         }
-        rule(pages_len == chunk.raw_len, "chunk raw_len differs from its runs' length")?;
-        let expected = Self::next_offset(self.pos, chunk.codec)
-            .ok_or(ImageError::Inconsistent { what: "memory.bin offset overflows" })?;
-        rule(chunk.file_offset == expected, "chunk not at its memory.bin offset")?;
+        rule(
+            pages_len == chunk.raw_len,
+            "chunk raw_len differs from its runs' length",
+        )?;
+        let expected =
+            Self::next_offset(self.pos, chunk.codec).ok_or(ImageError::Inconsistent {
+                what: "memory.bin offset overflows",
+            })?;
+        rule(
+            chunk.file_offset == expected,
+            "chunk not at its memory.bin offset",
+        )?;
         self.pos = expected + chunk.stored_len;
         Ok(())
     }

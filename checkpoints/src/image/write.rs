@@ -25,7 +25,10 @@ use super::pipeline::{run_ordered, thread_count};
 use super::stats::{Progress, ProgressFn, WriteStats};
 use super::stream::StreamBackend;
 use super::validate::ChunkChecker;
-use super::{DEFAULT_CHUNK_SIZE, MANIFEST_FILE, MAX_CHUNK_SIZE, MAX_STATE_LEN, MEMORY_FILE, PAGE_SIZE, STATE_FILE};
+use super::{
+    is_page_aligned, DEFAULT_CHUNK_SIZE, MANIFEST_FILE, MAX_CHUNK_SIZE, MAX_STATE_LEN, MEMORY_FILE,
+    PAGE_SIZE, STATE_FILE,
+};
 
 /// What to checkpoint.
 #[derive(Clone, Copy)]
@@ -103,7 +106,10 @@ pub fn write_stream<W: Write>(
 
 fn check_input(input: &ImageInput<'_>, opts: &WriteOptions<'_>) -> Result<(), WriteError> {
     opts.compression.validate()?;
-    if opts.chunk_size < PAGE_SIZE || opts.chunk_size % PAGE_SIZE != 0 || opts.chunk_size > MAX_CHUNK_SIZE {
+    if opts.chunk_size < PAGE_SIZE
+        || !is_page_aligned(opts.chunk_size)
+        || opts.chunk_size > MAX_CHUNK_SIZE
+    {
         return Err(WriteError::InvalidOption {
             what: "chunk_size must be a multiple of 4096 between 4 KiB and 64 MiB",
         });
@@ -142,7 +148,11 @@ fn run_slice<'m>(memory: &'m [u8], run: &PageRun) -> &'m [u8] {
     &memory[run.offset as usize..(run.offset + run.len()) as usize]
 }
 
-fn encode_span(worker: &mut Worker, memory: &[u8], span: &PageRange) -> Result<Option<Encoded>, WriteError> {
+fn encode_span(
+    worker: &mut Worker,
+    memory: &[u8],
+    span: &PageRange,
+) -> Result<Option<Encoded>, WriteError> {
     let runs = nonzero_runs(memory, *span);
     if runs.is_empty() {
         return Ok(None);
@@ -172,9 +182,9 @@ fn encode_span(worker: &mut Worker, memory: &[u8], span: &PageRange) -> Result<O
             }));
         }
     }
-    let crc = runs
-        .iter()
-        .fold(0, |crc, run| crc32c::crc32c_append(crc, run_slice(memory, run)));
+    let crc = runs.iter().fold(0, |crc, run| {
+        crc32c::crc32c_append(crc, run_slice(memory, run))
+    });
     Ok(Some(Encoded {
         runs,
         raw_len,
@@ -192,7 +202,11 @@ fn report(progress: Option<&ProgressFn<'_>>, done: u64, total: u64) -> Result<()
 }
 
 /// Encodes all sections into `backend`.
-fn encode<B: Backend>(mut backend: B, input: &ImageInput<'_>, opts: &WriteOptions<'_>) -> Result<WriteStats, WriteError> {
+fn encode<B: Backend>(
+    mut backend: B,
+    input: &ImageInput<'_>,
+    opts: &WriteOptions<'_>,
+) -> Result<WriteStats, WriteError> {
     let start = Instant::now();
     let mut stats = WriteStats::default();
     let head = ManifestHead {
@@ -279,7 +293,10 @@ fn encode<B: Backend>(mut backend: B, input: &ImageInput<'_>, opts: &WriteOption
         chunks,
         memory_stored_len: pos,
     };
-    debug_assert!(manifest.validate().is_ok(), "writer produced an invalid manifest");
+    debug_assert!(
+        manifest.validate().is_ok(),
+        "writer produced an invalid manifest"
+    );
     backend.finish(&manifest)?;
     stats.commit_time = t.elapsed();
     stats.total_time = start.elapsed();
@@ -346,7 +363,9 @@ impl Backend for DirBackend {
         // Padding is below one page (raw chunks start at the next page).
         let pad = info.file_offset.saturating_sub(self.memory_pos) as usize;
         let err = self.memory_io("write");
-        self.memory.write_all(&ZEROS[..pad.min(ZEROS.len())]).map_err(err)?;
+        self.memory
+            .write_all(&ZEROS[..pad.min(ZEROS.len())])
+            .map_err(err)?;
         for piece in stored {
             let err = self.memory_io("write");
             self.memory.write_all(piece).map_err(err)?;

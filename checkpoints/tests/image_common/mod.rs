@@ -41,7 +41,10 @@ pub fn memory(pages: usize, seed: u64) -> (Vec<u8>, Vec<PageRange>) {
         let offset = (i * PAGE) as u64;
         match ranges.last_mut() {
             Some(r) if r.offset + r.len == offset => r.len += PAGE_SIZE,
-            _ => ranges.push(PageRange { offset, len: PAGE_SIZE }),
+            _ => ranges.push(PageRange {
+                offset,
+                len: PAGE_SIZE,
+            }),
         }
     }
     (mem, ranges)
@@ -83,9 +86,21 @@ pub fn meta() -> ImageMeta {
 
 /// State bytes with some structure (compressible, not trivially).
 pub fn state_bytes(len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((i * 7) % 251) as u8 ^ ((i / 1000) as u8)).collect()
+    (0..len)
+        .map(|i| ((i * 7) % 251) as u8 ^ ((i / 1000) as u8))
+        .collect()
 }
 
-pub fn input<'a>(meta: &'a ImageMeta, state: &'a [u8], mem: &'a [u8], ranges: &'a [PageRange]) -> ImageInput<'a> {
-    ImageInput { meta, state, memory: mem, used_ranges: ranges }
+pub fn input<'a>(
+    meta: &'a ImageMeta,
+    state: &'a [u8],
+    mem: &'a [u8],
+    ranges: &'a [PageRange],
+) -> ImageInput<'a> {
+    ImageInput {
+        meta,
+        state,
+        memory: mem,
+        used_ranges: ranges,
+    }
 }
