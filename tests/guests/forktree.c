@@ -60,6 +60,32 @@ int main(void) {
         _exit(97);
     }
     CHECK(waitpid(v, &st, 0) == v && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* SIGCHLD ignored: children are reaped automatically (ECHILD). */
+    signal(SIGCHLD, SIG_IGN);
+    pid_t z = fork();
+    if (z == 0) _exit(0);
+    errno = 0;
+    CHECK(waitpid(z, &st, 0) == -1 && errno == ECHILD);
+    signal(SIGCHLD, SIG_DFL);
+    /* Orphans are reparented: a grandchild outlives its parent and its
+     * getppid() changes away from the dead parent. */
+    int p2[2];
+    CHECK(pipe(p2) == 0);
+    pid_t mid = fork();
+    if (mid == 0) {
+        pid_t midpid = getpid();
+        pid_t g = fork();
+        if (g == 0) {
+            usleep(200000);
+            char ok = getppid() != midpid ? 'y' : 'n';
+            write(p2[1], &ok, 1);
+            _exit(0);
+        }
+        _exit(0);
+    }
+    CHECK(waitpid(mid, &st, 0) == mid);
+    char ok = 0;
+    CHECK(read(p2[0], &ok, 1) == 1 && ok == 'y');
     printf("OK\n");
     return 0;
 }

@@ -146,3 +146,29 @@ fn program_found_through_path_and_missing_program_is_127() {
     let missing = run_sbx(&["no-such-program-sbx"], &Opts::default());
     assert_eq!(missing.status, 127);
 }
+
+#[test]
+fn scripts_shebang_exec_errors_and_proc_self() {
+    let d = fixture();
+    let p = d.path();
+    std::fs::write(
+        p.join("script.sh"),
+        "#!/usr/bin/busybox sh\necho \"script [$0] [$1]\"\nexit 9\n",
+    )
+    .expect("write");
+    std::fs::write(p.join("envscript"), "#!/usr/bin/env busybox\n").expect("write");
+    std::fs::write(p.join("plain.txt"), "not a program\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p.join("script.sh"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::set_permissions(p.join("envscript"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    assert_same_as_native(
+        "./script.sh one; echo \"status $?\"; \
+         ./plain.txt 2>/dev/null; echo \"noexec $?\"; \
+         ./missing 2>/dev/null; echo \"missing $?\"; \
+         readlink /proc/self/exe; cat /proc/self/cmdline | tr '\\0' ' '; echo; \
+         ./envscript true; echo \"env $?\"",
+        &in_dir(p),
+    );
+}
