@@ -19,6 +19,7 @@ use crate::vfs::epoll::Epoll;
 use crate::vfs::eventfd::{EventFd, EFD_SEMAPHORE};
 use crate::vfs::host::{HostFile, HostFileKind, IoctlOutcome};
 use crate::vfs::location::Location;
+use crate::vfs::lock::{FileLocks, FlockRecord, LockKind, LockOwner};
 use crate::vfs::mapped::MappedFile;
 use crate::vfs::overlay::{DirEntry, Node};
 use crate::vfs::pipe::{PipeEnd, PIPEFS_DEV};
@@ -66,9 +67,14 @@ fn socket_ino(s: &Arc<UnixSocket>) -> u64 {
 /// The device number of anonymous inodes (eventfd, epoll).
 pub const ANON_INODE_DEV: u64 = 0x0e;
 
+static NEXT_DESCRIPTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// An open file description.
 #[derive(Debug, Stateify)]
+#[state(after_load = "reserve_id")]
 pub struct FileDescription {
+    /// Identity as a lock owner (`flock`, OFD locks); immutable.
+    id: u64,
     kind: FileKind,
     /// Access mode and status flags (`O_ACCMODE`, `O_APPEND`,
     /// `O_NONBLOCK`, ...; creation flags and `O_CLOEXEC` removed).
@@ -102,6 +108,7 @@ impl FileDescription {
             (libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)
                 as u32;
         Arc::new(FileDescription {
+            id: NEXT_DESCRIPTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             kind,
             flags: Mutex::new((flags & !drop_mask) | libc::O_LARGEFILE as u32),
             offset: Mutex::new(0),
@@ -193,6 +200,124 @@ impl FileDescription {
         let f = HostFile::stdio(n)?;
         let acc = f.access_mode();
         Ok(FileDescription::new(FileKind::Host(f), acc, Vec::new()))
+    }
+
+    /// after_load: new descriptions must not reuse a restored id.
+    fn reserve_id(&self) {
+        NEXT_DESCRIPTION_ID.fetch_max(self.id + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The description's identity (owner of its `flock`/OFD locks).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The lock table of the file (overlay files and directories);
+    /// `None` for files whose locks always succeed (pipes, devices, ...).
+    pub fn locks(&self) -> Option<&FileLocks> {
+        match &self.kind {
+            FileKind::Regular(n) => Some(&n.locks),
+            FileKind::Directory {
+                loc: Location::Overlay(n),
+                ..
+            } => Some(&n.locks),
+            _ => None,
+        }
+    }
+
+    /// The queue a blocking `flock`/`F_SETLKW` waits on.
+    pub fn lock_queue(&self) -> Option<&WaitQueue> {
+        self.locks().map(FileLocks::queue)
+    }
+
+    /// `flock(2)`: `op` is `LOCK_SH`, `LOCK_EX` or `LOCK_UN` (`LOCK_NB`
+    /// is the caller's: `EAGAIN` means "would block").
+    pub fn flock(&self, op: i32) -> SysResult<()> {
+        let kind = match op & !libc::LOCK_NB {
+            libc::LOCK_SH => Some(LockKind::Read),
+            libc::LOCK_EX => Some(LockKind::Write),
+            libc::LOCK_UN => None,
+            _ => return Err(Errno::EINVAL.because("bad flock operation")),
+        };
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        match self.locks() {
+            Some(l) => l.flock(self.id, kind),
+            None => Ok(()),
+        }
+    }
+
+    fn lock_range(&self, rec: &FlockRecord) -> SysResult<(u64, u64)> {
+        let size = match &self.kind {
+            FileKind::Regular(n) => n.size(),
+            _ => 0,
+        };
+        rec.range(*lock(&self.offset), size)
+    }
+
+    /// `F_SETLK`/`F_OFD_SETLK` (`owner`: the process, or
+    /// `LockOwner::Description(self.id())` for OFD locks). `EAGAIN` on a
+    /// conflict (`F_SETLKW` waits on [`FileDescription::lock_queue`]).
+    pub fn setlk(&self, owner: LockOwner, rec: &FlockRecord) -> SysResult<()> {
+        let kind = match i32::from(rec.l_type) {
+            libc::F_RDLCK if !self.is_readable() => return Err(Errno::EBADF),
+            libc::F_WRLCK if !self.is_writable() => return Err(Errno::EBADF),
+            libc::F_RDLCK => Some(LockKind::Read),
+            libc::F_WRLCK => Some(LockKind::Write),
+            libc::F_UNLCK => None,
+            _ => return Err(Errno::EINVAL.because("bad l_type")),
+        };
+        let (start, end) = self.lock_range(rec)?;
+        match self.locks() {
+            Some(l) => l.set_range(owner, kind, start, end),
+            None => Ok(()),
+        }
+    }
+
+    /// `F_GETLK`/`F_OFD_GETLK`: the first conflicting lock, or the request
+    /// with `l_type = F_UNLCK`.
+    pub fn getlk(&self, owner: LockOwner, rec: &FlockRecord) -> SysResult<FlockRecord> {
+        let kind = match i32::from(rec.l_type) {
+            libc::F_RDLCK => LockKind::Read,
+            libc::F_WRLCK => LockKind::Write,
+            _ => return Err(Errno::EINVAL.because("bad l_type for F_GETLK")),
+        };
+        let (start, end) = self.lock_range(rec)?;
+        let found = self
+            .locks()
+            .and_then(|l| l.conflict(owner, kind, start, end));
+        Ok(match found {
+            None => FlockRecord {
+                l_type: libc::F_UNLCK as i16,
+                ..*rec
+            },
+            Some(c) => FlockRecord {
+                l_type: match c.kind {
+                    LockKind::Read => libc::F_RDLCK as i16,
+                    LockKind::Write => libc::F_WRLCK as i16,
+                },
+                l_whence: libc::SEEK_SET as i16,
+                l_start: c.start as i64,
+                l_len: if c.end == u64::MAX {
+                    0
+                } else {
+                    (c.end - c.start + 1) as i64
+                },
+                l_pid: match c.owner {
+                    LockOwner::Process(p) => p,
+                    LockOwner::Description(_) => -1,
+                },
+            },
+        })
+    }
+
+    /// Drops process `pid`'s POSIX locks on this file: Linux releases
+    /// them when the process closes *any* fd of the file (and at exit).
+    pub fn release_posix_locks(&self, pid: i32) {
+        if let Some(l) = self.locks() {
+            l.release(LockOwner::Process(pid));
+        }
     }
 
     /// What this description refers to.
@@ -702,5 +827,15 @@ fn anon_stat() -> Stat {
         mode: 0o600,
         blksize: 4096,
         ..Stat::default()
+    }
+}
+
+impl Drop for FileDescription {
+    /// The last reference is gone: its `flock` and OFD locks go with it
+    /// (Linux `locks_remove_file`).
+    fn drop(&mut self) {
+        if let Some(l) = self.locks() {
+            l.release(LockOwner::Description(self.id));
+        }
     }
 }

@@ -49,6 +49,7 @@ pub mod fd_table;
 pub mod file;
 pub mod host;
 pub mod location;
+pub mod lock;
 mod mapped;
 mod ops;
 pub mod overlay;

@@ -1127,3 +1127,73 @@ fn connected_sockets_and_a_listener_survive_checkpoint() {
         .unix_connect(&back.ctx, client.socket().unwrap(), &addr, P)
         .unwrap();
 }
+
+// ---- advisory locks ---------------------------------------------------------
+
+#[test]
+fn flock_conflicts_between_descriptions_and_dies_with_the_last_reference() {
+    let fx = fixture();
+    let a = fx.open("/data/a.txt", RW).unwrap();
+    let b = fx.open("/data/a.txt", RO).unwrap();
+    a.flock(libc::LOCK_EX).unwrap();
+    assert_eq!(
+        b.flock(libc::LOCK_SH | libc::LOCK_NB).unwrap_err().code(),
+        libc::EAGAIN
+    );
+    let dup = a.clone();
+    drop(a);
+    // A dup (same description) still holds the lock.
+    assert_eq!(b.flock(libc::LOCK_SH).unwrap_err().code(), libc::EAGAIN);
+    let w = crate::waiter::Waiter::new();
+    let _r =
+        crate::waiter::Registration::new(b.lock_queue().unwrap(), &w, crate::waiter::EVENT_ALL);
+    drop(dup);
+    assert_eq!(
+        w.wait(Some(std::time::Instant::now())),
+        crate::waiter::WaitOutcome::Woken
+    );
+    b.flock(libc::LOCK_SH).unwrap();
+}
+
+#[test]
+fn posix_record_locks_report_the_conflicting_owner() {
+    use crate::vfs::lock::{FlockRecord, LockOwner};
+    let fx = fixture();
+    let f1 = fx.open("/data/a.txt", RW).unwrap();
+    let f2 = fx.open("/data/a.txt", RW).unwrap();
+    let rec = |t: i32, start: i64, len: i64| FlockRecord {
+        l_type: t as i16,
+        l_whence: libc::SEEK_SET as i16,
+        l_start: start,
+        l_len: len,
+        l_pid: 0,
+    };
+    f1.setlk(LockOwner::Process(100), &rec(libc::F_WRLCK, 0, 10))
+        .unwrap();
+    let err = f2
+        .setlk(LockOwner::Process(200), &rec(libc::F_RDLCK, 5, 1))
+        .unwrap_err();
+    assert_eq!(err.code(), libc::EAGAIN);
+    let got = f2
+        .getlk(LockOwner::Process(200), &rec(libc::F_RDLCK, 0, 0))
+        .unwrap();
+    assert_eq!(
+        (got.l_type, got.l_start, got.l_len, got.l_pid),
+        (libc::F_WRLCK as i16, 0, 10, 100)
+    );
+    // The same process through another description is the same owner.
+    f2.setlk(LockOwner::Process(100), &rec(libc::F_RDLCK, 5, 1))
+        .unwrap();
+    // Closing any fd of the file releases the process's locks.
+    f2.release_posix_locks(100);
+    let free = f2
+        .getlk(LockOwner::Process(200), &rec(libc::F_WRLCK, 0, 0))
+        .unwrap();
+    assert_eq!(free.l_type, libc::F_UNLCK as i16);
+    let ro = fx.open("/data/a.txt", RO).unwrap();
+    assert_eq!(
+        ro.setlk(LockOwner::Process(1), &rec(libc::F_WRLCK, 0, 1))
+            .unwrap_err(),
+        Errno::EBADF
+    );
+}

@@ -220,7 +220,10 @@ impl UnixNames {
     /// Registers `sock` under `key`; `EADDRINUSE` if a live socket has it.
     pub fn insert(&self, key: NameKey, sock: &Arc<UnixSocket>) -> SysResult<()> {
         let mut m = self.lock();
-        if m.get(&key).and_then(Weak::upgrade).is_some_and(|s| !s.is_closed()) {
+        if m.get(&key)
+            .and_then(Weak::upgrade)
+            .is_some_and(|s| !s.is_closed())
+        {
             return Err(Errno::EADDRINUSE);
         }
         m.retain(|_, w| w.upgrade().is_some_and(|s| !s.is_closed()));

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use checkpoints::Stateify;
 
 use crate::errno::{Errno, SysResult};
+use crate::vfs::lock::FileLocks;
 use crate::vfs::overlay::lower::{self, HostRoot};
 use crate::vfs::stat::{FileType, Stat, Timespec};
 
@@ -46,6 +47,8 @@ pub struct Node {
     /// [`Node::lower_file`]).
     #[state(nosave)]
     lower_file: Mutex<Option<Arc<File>>>,
+    /// Advisory locks (`flock`, `fcntl`) on this file.
+    pub(crate) locks: FileLocks,
 }
 
 /// The mutable part of a [`Node`], protected by `Node::state`.
@@ -166,6 +169,7 @@ impl Node {
                 dir,
             }),
             lower_file: Mutex::new(None),
+            locks: FileLocks::default(),
         }))
     }
 
@@ -212,6 +216,7 @@ impl Node {
                 dir,
             }),
             lower_file: Mutex::new(None),
+            locks: FileLocks::default(),
         })
     }
 
