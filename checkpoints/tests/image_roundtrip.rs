@@ -313,6 +313,40 @@ fn progress_reaches_total_monotonically() {
 }
 
 #[test]
+fn read_progress_reaches_used_total_in_both_forms() {
+    let (mem, ranges) = memory(300, 10);
+    let meta = meta();
+    let used: u64 = ranges.iter().map(|r| r.len).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let inp = input(&meta, b"s", &mem, &ranges);
+    write_dir(&path, &inp, &opts(Compression::Zstd(1))).unwrap();
+    let mut stream = Vec::new();
+    write_stream(&mut stream, &inp, &opts(Compression::Zstd(1))).unwrap();
+    for from_stream in [false, true] {
+        let seen: Mutex<Vec<Progress>> = Mutex::new(Vec::new());
+        let progress = |p: Progress| {
+            seen.lock().unwrap().push(p);
+            ControlFlow::Continue(())
+        };
+        let ro = ReadOptions {
+            threads: 2,
+            progress: Some(&progress),
+        };
+        let mut dst = vec![0u8; mem.len()];
+        if from_stream {
+            read_stream(stream.as_slice(), &mut dst, &ro).unwrap();
+        } else {
+            read_dir(&path, &mut dst, &ro).unwrap();
+        }
+        let seen = seen.into_inner().unwrap();
+        let max = seen.iter().map(|p| p.done).max();
+        assert_eq!(max, Some(used), "stream: {from_stream}");
+        assert!(seen.iter().all(|p| p.total == used && p.done <= used));
+    }
+}
+
+#[test]
 fn stream_head_is_available_before_memory() {
     let (mem, ranges) = memory(50, 9);
     let meta = meta();
@@ -352,4 +386,31 @@ fn empty_memory_round_trips() {
     .unwrap();
     let read = read_stream(stream.as_slice(), &mut [], &ReadOptions::default()).unwrap();
     assert_eq!((read.state.len(), read.manifest.chunks.len()), (0, 0));
+}
+
+#[test]
+fn read_progress_can_cancel_a_restore() {
+    let (mem, ranges) = memory(300, 12);
+    let meta = meta();
+    let mut stream = Vec::new();
+    write_stream(
+        &mut stream,
+        &input(&meta, b"s", &mem, &ranges),
+        &opts(Compression::Zstd(1)),
+    )
+    .unwrap();
+    let stop = |_: Progress| ControlFlow::Break(());
+    let mut dst = vec![0u8; mem.len()];
+
+    let err = read_stream(
+        stream.as_slice(),
+        &mut dst,
+        &ReadOptions {
+            threads: 2,
+            progress: Some(&stop),
+        },
+    )
+    .unwrap_err();
+
+    assert!(matches!(err, checkpoints::image::ImageError::Cancelled));
 }

@@ -182,7 +182,7 @@ impl DirImage {
     ) -> Result<ReadStats, ImageError> {
         let t = Instant::now();
         let m = &self.manifest;
-        let counts = restore_fed(opts, m.stored_memory_bytes(), |send, buffers| {
+        let counts = restore_fed(opts, &m.head.layout.used_ranges, |send, buffers| {
             for (index, info) in m.chunks.iter().enumerate() {
                 let mut buf = buffers.take();
                 let len = info.stored_len as usize;

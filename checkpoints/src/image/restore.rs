@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::error::ImageError;
-use super::manifest::{ChunkInfo, Codec};
+use super::manifest::{ChunkInfo, Codec, PageRange};
 use super::pipeline::{run_fed, thread_count};
 use super::stats::{Progress, ProgressFn};
 
@@ -82,17 +82,62 @@ pub(crate) struct Counts {
 /// `false` when the pool stopped on an error.
 pub(crate) type Send<'s, 'd> = dyn FnMut(u64, ChunkInfo, Vec<u8>, Target<'d>) -> bool + 's;
 
+/// Used bytes of `ranges` below successive end offsets (progress counts
+/// zero pages as done once the restore has passed them).
+struct UsedCursor<'r> {
+    ranges: &'r [PageRange],
+    /// First range not entirely below the last end.
+    idx: usize,
+    /// Length of `ranges[..idx]`.
+    passed: u64,
+    /// Used bytes below the last end.
+    below: u64,
+}
+
+impl UsedCursor<'_> {
+    /// Used bytes in `[last end, end)`; `end` never decreases (chunks are
+    /// increasing).
+    fn advance_to(&mut self, end: u64) -> u64 {
+        while let Some(r) = self.ranges.get(self.idx) {
+            if r.offset + r.len > end {
+                break;
+            }
+            self.passed += r.len;
+            self.idx += 1;
+        }
+        let partial = self
+            .ranges
+            .get(self.idx)
+            .map_or(0, |r| end.saturating_sub(r.offset));
+        let below = self.passed + partial;
+        let delta = below.saturating_sub(self.below);
+        self.below = below;
+        delta
+    }
+}
+
 /// Runs `produce` on this thread, restoring every chunk it sends on
-/// worker threads. `total` is the progress total.
+/// worker threads. Progress counts used memory (of `ranges`) passed.
 pub(crate) fn restore_fed<'d>(
     opts: &ReadOptions<'_>,
-    total: u64,
+    ranges: &[PageRange],
     produce: impl FnOnce(&mut Send<'_, 'd>, &Buffers) -> Result<(), ImageError>,
 ) -> Result<Counts, ImageError> {
     let threads = thread_count(opts.threads);
     let buffers = Buffers::default();
+    let total: u64 = ranges.iter().map(|r| r.len).sum();
     let done = AtomicU64::new(0);
     let raw = AtomicU64::new(0);
+    let report = |now: u64| match opts.progress.map(|p| p(Progress { done: now, total })) {
+        Some(ControlFlow::Break(())) => Err(ImageError::Cancelled),
+        _ => Ok(()),
+    };
+    let mut cursor = UsedCursor {
+        ranges,
+        idx: 0,
+        passed: 0,
+        below: 0,
+    };
     run_fed(
         threads,
         threads,
@@ -107,22 +152,25 @@ pub(crate) fn restore_fed<'d>(
                 scratch: Vec::new(),
             })
         },
-        |dec, (index, info, stored, target): (u64, ChunkInfo, Vec<u8>, Target<'d>)| {
+        |dec, (index, info, stored, target, covered): (u64, ChunkInfo, Vec<u8>, Target<'d>, u64)| {
             let result = restore_chunk(dec, index, &info, &stored, target);
             buffers.give(stored);
             result?;
             raw.fetch_add(info.raw_len, Ordering::Relaxed);
-            let now = done.fetch_add(info.raw_len, Ordering::Relaxed) + info.raw_len;
-            match opts.progress.map(|p| p(Progress { done: now, total })) {
-                Some(ControlFlow::Break(())) => Err(ImageError::Cancelled),
-                _ => Ok(()),
-            }
+            report(done.fetch_add(covered, Ordering::Relaxed) + covered)
         },
         |send| {
-            let mut send_job = |index, info, stored, target| send((index, info, stored, target));
+            let mut send_job = |index, info: ChunkInfo, stored, target| {
+                let end = info.runs.last().map_or(0, |r| r.offset + r.len());
+                let covered = cursor.advance_to(end);
+                send((index, info, stored, target, covered))
+            };
             produce(&mut send_job, &buffers)
         },
     )?;
+    if done.into_inner() < total {
+        report(total)?;
+    }
     Ok(Counts {
         raw: raw.into_inner(),
     })

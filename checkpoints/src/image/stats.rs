@@ -6,7 +6,8 @@ use std::time::Duration;
 /// Memory-section progress: `done` of `total` bytes.
 ///
 /// Writing counts used memory scanned and written (zero pages included);
-/// reading counts stored memory restored.
+/// reading counts used memory the restore has passed (zero pages included),
+/// ending at `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     /// Bytes done.

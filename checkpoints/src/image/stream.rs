@@ -460,17 +460,10 @@ impl<R: Read> StreamMemoryReader<R> {
         mut target: impl FnMut(&ChunkInfo) -> Target<'d>,
     ) -> Result<(Manifest, ReadStats), ImageError> {
         let t = Instant::now();
-        // Total is unknown until the trailer: report against the used bytes.
-        let total: u64 = self
-            .cursor
-            .head
-            .layout
-            .used_ranges
-            .iter()
-            .map(|r| r.len)
-            .sum();
+        // Cloned: `self` is borrowed by the producer below.
+        let ranges = self.cursor.head.layout.used_ranges.clone();
         let mut index = 0u64;
-        let counts = restore_fed(opts, total, |send, buffers| loop {
+        let counts = restore_fed(opts, &ranges, |send, buffers| loop {
             let mut buf = buffers.take();
             let Some(info) = self.next_chunk(&mut buf)? else {
                 return Ok(());
