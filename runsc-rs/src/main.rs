@@ -9,7 +9,13 @@
 //! sandbox), `trace` strace-style syscall lines.
 #![forbid(unsafe_code)]
 
+mod checkpoint;
+mod control;
+mod kill;
+mod list;
+mod restore;
 mod run;
+mod state_dir;
 
 use clap::{Parser, Subcommand};
 
@@ -24,12 +30,33 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Checkpoint(checkpoint::CheckpointArgs),
+    Restore(restore::RestoreArgs),
+    List(list::ListArgs),
+    Kill(kill::KillArgs),
 }
 
 /// Exit status when `sbx` itself fails before the guest ran (like
 /// `podman run`/`docker run`: 125 for the runtime's own errors; 126 and 127
 /// for a guest program that cannot be executed or found).
 const EXIT_SBX_ERROR: i32 = 125;
+
+/// Exit status of `sbx run`/`sbx restore` whose sandbox was checkpointed
+/// and stopped (`sbx checkpoint` without `--leave-running`).
+pub const EXIT_CHECKPOINTED: i32 = 0;
+
+/// Runs an extra subcommand (everything but `run`): logging, errors
+/// printed once, 125 on failure.
+fn extra(level: Option<&str>, f: impl FnOnce() -> anyhow::Result<i32>) -> i32 {
+    init_logging(level);
+    match f() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sbx: {e:#}");
+            EXIT_SBX_ERROR
+        }
+    }
+}
 
 fn main() {
     let cli = Cli::parse();
@@ -44,6 +71,12 @@ fn main() {
                 }
             }
         }
+        Command::Checkpoint(a) => extra(a.log_level.clone().as_deref(), || {
+            checkpoint::checkpoint(a)
+        }),
+        Command::Restore(a) => extra(a.log_level.clone().as_deref(), || restore::restore(a)),
+        Command::List(a) => extra(None, || list::list(a)),
+        Command::Kill(a) => extra(None, || kill::kill(a)),
     };
     std::process::exit(code);
 }

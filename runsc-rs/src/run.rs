@@ -81,6 +81,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
         rustix::process::getgid().as_raw(),
     );
     tracing::info!(id = args.id.as_deref().unwrap_or(""), prog = %String::from_utf8_lossy(&filename), "starting sandbox");
+    // The control socket (issue 4): refuses a duplicate live --id.
+    let reg = crate::state_dir::StateDir::open()?.register(
+        args.id.as_deref(),
+        argv_display(&args.command),
+        None,
+    )?;
     kernel
         .start(InitSpec {
             filename,
@@ -90,6 +96,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             creds,
         })
         .map_err(anyhow::Error::new)?;
+    let _control = crate::control::spawn_server(reg, kernel.clone())?;
     let status = kernel.wait();
     tracing::info!(?status, "sandbox finished");
     Ok(status.shell_status())
@@ -131,4 +138,12 @@ pub fn exit_code_for(e: &anyhow::Error) -> Option<i32> {
         StartError::Exec { .. } => Some(126),
         _ => None,
     }
+}
+
+/// The command line for `sbx list`.
+fn argv_display(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

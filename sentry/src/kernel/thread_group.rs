@@ -24,9 +24,6 @@ pub struct ThreadGroup {
     pub pid: Pid,
     /// The address space; replaced by execve, taken (`None`) at exit so the
     /// memory is released while the zombie waits to be reaped.
-    // INTEGRATION: `nosave` only until `MemoryManager` derives Stateify
-    // (in progress in mm); then this field is saved.
-    #[state(nosave)]
     pub mm: Mutex<Option<Arc<Mutex<MemoryManager>>>>,
     /// The fd table; taken at exit so pipes see their ends close.
     pub fds: Mutex<Option<Arc<FdTable>>>,

@@ -1,0 +1,103 @@
+//! `sbx restore`: run a sandbox again from an image directory, in the
+//! foreground (the caller's stdio becomes the sandbox's; the exit status is
+//! the guest init's, as with `run`).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use platform_ptrace::PtracePlatform;
+use sentry::kernel::restore;
+
+use crate::state_dir::StateDir;
+
+/// Restore the sandbox saved in DIR and run it until its init exits. The
+/// image is checked completely (manifest, schema, CPU features, every
+/// checksum) before any guest code runs. The same image can be restored
+/// any number of times, also concurrently.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The image directory (`sbx checkpoint --image`).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Name of the restored sandbox (default: generated).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Print sizes and per-phase timings as one JSON line on stderr once
+    /// the sandbox runs.
+    #[arg(long)]
+    pub json: bool,
+    /// Log filter (see `sbx run --help`).
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// Draws `what: NN% (done/total MiB)` on stderr (a terminal).
+pub fn show_progress(what: &str, done: u64, total: u64) {
+    let pct = if total == 0 { 100 } else { done * 100 / total };
+    let mut e = std::io::stderr().lock();
+    let _ = write!(
+        e,
+        "\r{what}: {pct:3}% ({} / {} MiB)",
+        done >> 20,
+        total >> 20
+    );
+    let _ = e.flush();
+}
+
+pub fn restore(args: RestoreArgs) -> Result<i32> {
+    let t0 = Instant::now();
+    let dir = StateDir::open()?;
+    let tty = std::io::stderr().is_terminal();
+    let progress = |p: checkpoints::image::Progress| {
+        show_progress("restore", p.done, p.total);
+        std::ops::ControlFlow::Continue(())
+    };
+    let loaded = restore::load(&args.image, if tty { Some(&progress) } else { None })
+        .with_context(|| format!("cannot restore {}", args.image.display()));
+    if tty {
+        eprintln!();
+    }
+    let loaded = loaded?;
+    let reg = dir.register(
+        args.id.as_deref(),
+        format!("(restored from {})", args.image.display()),
+        Some(args.image.display().to_string()),
+    )?;
+    let memfd = loaded
+        .kernel
+        .mf
+        .fd()
+        .try_clone_to_owned()
+        .context("duplicating the memory file fd")?;
+    let platform = PtracePlatform::new(memfd).context("starting the ptrace platform")?;
+    let (kernel, report) = loaded
+        .start(Arc::new(platform))
+        .with_context(|| format!("cannot restore {}", args.image.display()))?;
+    let _server = crate::control::spawn_server(reg, kernel.clone())?;
+    if args.json {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        let j = serde_json::json!({
+            "image": args.image,
+            "image_sandbox_id": report.sandbox_id,
+            "tasks": report.tasks,
+            "state_bytes": report.state_bytes,
+            "memory_bytes": report.memory_bytes,
+            "memory_stored_bytes": report.memory_stored_bytes,
+            "time_ms": {
+                "validate": ms(report.validate),
+                "state_decode": ms(report.state_decode),
+                "memory_load": ms(report.memory_load),
+                "first_instruction": ms(report.first_instruction),
+                "total": ms(t0.elapsed()),
+            },
+        });
+        eprintln!("{j}");
+    }
+    let status = kernel.wait();
+    tracing::info!(?status, "restored sandbox finished");
+    Ok(status.shell_status())
+}

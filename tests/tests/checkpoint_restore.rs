@@ -1,0 +1,123 @@
+//! Checkpoint a running sandbox, stop it, restore it: memory, counters,
+//! pipelines and blocking syscalls continue where they were (issue 4).
+
+mod checkpoint_util;
+
+use std::time::{Duration, Instant};
+
+use checkpoint_util::*;
+
+const START: Duration = Duration::from_secs(60);
+const STEP: Duration = Duration::from_secs(20);
+
+/// `tick N sum S` → (N, S).
+fn tick(line: &str) -> (u64, String) {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f.len(), 4, "bad tick line {line:?}");
+    (f[1].parse().expect("tick number"), f[3].to_owned())
+}
+
+#[test]
+fn counter_and_64_mib_of_memory_continue_after_restore() {
+    let env = Env::new();
+    let g = guest("ckpt_counter", Link::Static);
+    let mut sb = env.run("counter", &[path_str(&g), "64"]);
+    sb.wait_for("ready 64", START);
+    let (_, sum_before) = tick(&sb.wait_for("tick 3 ", STEP));
+    let img = env.image("img");
+
+    env.checkpoint("counter", &img, &[]);
+    let (code, _) = sb.finish(STEP);
+    let last = sb
+        .seen
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("tick"))
+        .cloned();
+    let (last_tick, _) = tick(&last.expect("a tick before the checkpoint"));
+    let mut rs = env.restore(&img, "counter-restored");
+    let (next_tick, sum_after) = tick(&rs.next_line(STEP));
+
+    assert_eq!(code, Some(0), "sbx run exits 0 once checkpointed");
+    assert_eq!(next_tick, last_tick + 1, "the counter continues");
+    assert_eq!(sum_after, sum_before, "memory checksum unchanged");
+}
+
+#[test]
+fn busybox_pipeline_loses_and_repeats_no_line() {
+    let env = Env::new();
+    let script = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done | cat -n";
+    let mut sb = env.run("pipe", &["/usr/bin/busybox", "sh", "-c", script]);
+    sb.wait_for("     5\t", START);
+    let img = env.image("img");
+
+    env.checkpoint("pipe", &img, &[]);
+    let _ = sb.finish(STEP);
+    let mut rs = env.restore(&img, "pipe-restored");
+    for _ in 0..5 {
+        rs.next_line(STEP);
+    }
+
+    // `cat -n` numbers from 1 and the loop counts from 0: line k says k-1.
+    let all: Vec<String> = sb.seen.iter().chain(rs.seen.iter()).cloned().collect();
+    for (k, l) in all.iter().enumerate() {
+        assert_eq!(l, &format!("{:6}\t{}", k + 1, k), "line {k} of {all:?}");
+    }
+}
+
+/// Runs `ckpt_block MODE`, checkpoints it 1 s after it blocked, restores
+/// it; returns the restored sandbox's `done` line and the seconds from
+/// restore start to that line.
+fn block_and_restore(mode: &str) -> (String, f64) {
+    let env = Env::new();
+    let g = guest("ckpt_block", Link::Static);
+    let mut sb = env.run(mode, &[path_str(&g), mode]);
+    sb.wait_for("blocked", START);
+    std::thread::sleep(Duration::from_secs(1));
+    let img = env.image("img");
+    env.checkpoint(mode, &img, &[]);
+    let (code, rest) = sb.finish(STEP);
+    assert_eq!(code, Some(0));
+    assert!(rest.is_empty(), "no output after the checkpoint: {rest:?}");
+    let t = Instant::now();
+    let mut rs = env.restore(&img, &format!("{mode}-restored"));
+    let done = rs.wait_for("done", STEP);
+    let secs = t.elapsed().as_secs_f64();
+    let (code, _) = rs.finish(STEP);
+    assert_eq!(code, Some(0), "restored guest exit status");
+    (done, secs)
+}
+
+#[test]
+fn nanosleep_sleeps_only_the_remaining_time_after_restore() {
+    let (done, secs) = block_and_restore("sleep");
+    let slept: i64 = done
+        .rsplit("slept_ms=")
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("slept_ms");
+
+    assert!(done.starts_with("done r=0 "), "{done}");
+    // Checkpointed ~1 s into a 5 s sleep: ~4 s remain, not 5 and not 0.
+    assert!((2.5..4.8).contains(&secs), "woke {secs:.2}s after restore");
+    // Sandbox-monotonic time continued across the gap: 5 s in total.
+    assert!((5000..6000).contains(&slept), "slept {slept} ms");
+}
+
+#[test]
+fn pipe_read_resumes_after_restore() {
+    let (done, _) = block_and_restore("pipe");
+    assert_eq!(done, "done n=5 data=hello");
+}
+
+#[test]
+fn wait4_resumes_after_restore() {
+    let (done, _) = block_and_restore("wait");
+    assert_eq!(done, "done same_pid=1 exit=7");
+}
+
+#[test]
+fn sigsuspend_resumes_after_restore() {
+    let (done, _) = block_and_restore("sigsuspend");
+    assert_eq!(done, "done r=-1 got=1");
+}
