@@ -379,6 +379,17 @@ impl FileDescription {
         Ok(FileDescription::new(kind, flags, self.proc_target()))
     }
 
+    /// After `open` of a FIFO without `O_NONBLOCK`: whether the opener
+    /// must still wait for the other side (the kernel blocks on
+    /// `wait_queue()` until this is false, and on a signal drops the
+    /// description and restarts the open).
+    pub fn waiting_for_partner(&self) -> bool {
+        match &self.kind {
+            FileKind::Pipe(p) => p.fifo_node().is_some() && p.waiting_for_partner(),
+            _ => false,
+        }
+    }
+
     /// Whether `O_NONBLOCK` is set.
     pub fn is_nonblocking(&self) -> bool {
         self.status_flags() & libc::O_NONBLOCK as u32 != 0
@@ -415,6 +426,9 @@ impl FileDescription {
             FileKind::Host(h) if matches!(h.kind(), HostFileKind::Tty { .. }) => {
                 Some(Location::Dev(DevNode::Device(DevKind::Tty)))
             }
+            FileKind::Pipe(p) if p.fifo_node().is_some() => {
+                p.fifo_node().map(|n| Location::Overlay(n.clone()))
+            }
             FileKind::Host(_)
             | FileKind::Pipe(_)
             | FileKind::EventFd(_)
@@ -426,6 +440,7 @@ impl FileDescription {
     /// The `/proc/<pid>/fd/<n>` link target.
     pub fn proc_target(&self) -> Vec<u8> {
         match &self.kind {
+            FileKind::Pipe(p) if p.fifo_node().is_some() => self.path.clone(),
             FileKind::Pipe(p) => format!("pipe:[{}]", p.pipe().ino()).into_bytes(),
             FileKind::Socket(s) => format!("socket:[{}]", socket_ino(s.socket())).into_bytes(),
             FileKind::Host(h) => match h.kind() {
@@ -607,6 +622,9 @@ impl FileDescription {
     /// `fstat(2)`.
     pub fn fstat(&self, src: &dyn ProcSource) -> SysResult<Stat> {
         match &self.kind {
+            FileKind::Pipe(p) if p.fifo_node().is_some() => {
+                Ok(p.fifo_node().map(|n| n.stat()).unwrap_or_default())
+            }
             FileKind::Pipe(p) => Ok(Stat {
                 dev: PIPEFS_DEV,
                 ino: p.pipe().ino(),

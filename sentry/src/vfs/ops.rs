@@ -260,6 +260,23 @@ impl Vfs {
             }
             (FileType::CharDevice, Location::Dev(DevNode::Device(k))) => FileKind::Device(*k),
             (FileType::Socket, _) => return Err(Errno::ENXIO.because("open of a socket")),
+            (FileType::Fifo, Location::Overlay(node)) => {
+                let Some(pipe) = node.fifo_pipe() else {
+                    return Err(Errno::EIO.because("FIFO without a pipe"));
+                };
+                let nonblock = o(libc::O_NONBLOCK);
+                let (reads, writes) = match acc {
+                    x if x == libc::O_RDONLY as u32 => (true, false),
+                    x if x == libc::O_WRONLY as u32 => {
+                        if nonblock && !pipe.has_readers() {
+                            return Err(Errno::ENXIO.because("FIFO has no reader"));
+                        }
+                        (false, true)
+                    }
+                    _ => (true, true),
+                };
+                FileKind::Pipe(pipe.open_fifo_end(reads, writes, node.clone()))
+            }
             _ => return Err(Errno::EACCES.because("host special files are not exposed")),
         };
         Ok(FileDescription::new(kind, flags, display))
@@ -338,6 +355,41 @@ impl Vfs {
                 creds.uid,
                 creds.gid,
             )
+            .map(|_| ())
+    }
+
+    /// `mknodat(2)`: regular files, FIFOs and socket nodes (device nodes
+    /// are `EPERM`: the sandbox has only its own `/dev`).
+    pub fn mknod(
+        &self,
+        ctx: &FsContext,
+        at: At<'_>,
+        path: &[u8],
+        mode: u32,
+        creds: Creds,
+        src: &dyn ProcSource,
+    ) -> SysResult<()> {
+        let what = match mode & libc::S_IFMT {
+            0 | libc::S_IFREG => NewNode::Regular,
+            libc::S_IFIFO => NewNode::Fifo,
+            libc::S_IFSOCK => NewNode::Socket,
+            libc::S_IFCHR | libc::S_IFBLK => {
+                return Err(Errno::EPERM.because("device nodes are not supported"))
+            }
+            _ => return Err(Errno::EINVAL.because("bad mknod type")),
+        };
+        let start = self.start(ctx, at, path)?;
+        let pn = Resolver::new(self, &ctx.root, src).resolve_parent(&start, path)?;
+        if is_dot(&pn.name) || self.is_mount_point(&pn.dir, &pn.name) {
+            return Err(Errno::EEXIST);
+        }
+        if pn.trailing_slash {
+            return Err(Errno::ENOENT.because("trailing slash on a new node"));
+        }
+        let dir = overlay_dir(&pn.dir)?;
+        let perm = mode & !ctx.umask & 0o7777;
+        self.overlay()
+            .create(dir, &pn.name, what, perm, creds.uid, creds.gid)
             .map(|_| ())
     }
 

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use checkpoints::Stateify;
 
 use crate::errno::{Errno, SysResult};
+use crate::vfs::overlay::Node;
 use crate::waiter::{EventMask, WaitQueue, EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT};
 
 /// Writes of at most this many bytes are atomic (`PIPE_BUF`).
@@ -55,6 +56,10 @@ struct PipeState {
     readers: usize,
     /// Open write-end file descriptions.
     writers: usize,
+    /// Read ends ever opened (a FIFO writer waits for this to change).
+    readers_opened: u64,
+    /// Write ends ever opened (a FIFO reader waits for this to change).
+    writers_opened: u64,
 }
 
 /// One end of a pipe, owned by a file description. The saved reader
@@ -62,23 +67,52 @@ struct PipeState {
 #[derive(Debug, Stateify)]
 pub struct PipeEnd {
     pipe: Arc<Pipe>,
-    write: bool,
+    /// Counts as a reader (read end, or a FIFO opened `O_RDWR`).
+    reads: bool,
+    /// Counts as a writer.
+    writes: bool,
+    /// The FIFO node this end was opened through (named pipes).
+    node: Option<Arc<Node>>,
+    /// The peer side's `*_opened` count when this end was opened: a FIFO
+    /// open waits until the other side has opened since.
+    peer_snapshot: u64,
 }
 
 impl Pipe {
-    /// A new pipe and its (read end, write end).
-    pub fn new_pair() -> (PipeEnd, PipeEnd) {
-        let pipe = Arc::new(Pipe {
+    /// A pipe with no ends yet (a FIFO's).
+    pub fn new() -> Arc<Pipe> {
+        Arc::new(Pipe {
             ino: NEXT_PIPE_INO.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(PipeState {
                 buf: VecDeque::new(),
                 capacity: DEFAULT_PIPE_SIZE,
                 readers: 0,
                 writers: 0,
+                readers_opened: 0,
+                writers_opened: 0,
             }),
             queue: WaitQueue::new(),
-        });
-        (PipeEnd::new(&pipe, false), PipeEnd::new(&pipe, true))
+        })
+    }
+
+    /// A new pipe and its (read end, write end).
+    pub fn new_pair() -> (PipeEnd, PipeEnd) {
+        let pipe = Pipe::new();
+        (
+            PipeEnd::new(&pipe, true, false, None),
+            PipeEnd::new(&pipe, false, true, None),
+        )
+    }
+
+    /// Opens an end of a FIFO's pipe (`node` is the FIFO).
+    pub fn open_fifo_end(self: &Arc<Pipe>, reads: bool, writes: bool, node: Arc<Node>) -> PipeEnd {
+        PipeEnd::new(self, reads, writes, Some(node))
+    }
+
+    /// Whether any read end is open (a non-blocking FIFO writer open
+    /// fails with `ENXIO` without one).
+    pub fn has_readers(&self) -> bool {
+        self.lock().readers > 0
     }
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
@@ -103,24 +137,59 @@ impl Pipe {
 }
 
 impl PipeEnd {
-    fn new(pipe: &Arc<Pipe>, write: bool) -> PipeEnd {
-        {
+    fn new(pipe: &Arc<Pipe>, reads: bool, writes: bool, node: Option<Arc<Node>>) -> PipeEnd {
+        let peer_snapshot = {
             let mut s = pipe.lock();
-            if write {
-                s.writers += 1;
-            } else {
-                s.readers += 1;
+            if s.readers == 0 && s.writers == 0 {
+                // Linux frees a pipe with its last end: a FIFO reopened
+                // later starts empty.
+                s.buf.clear();
             }
-        }
+            if reads {
+                s.readers += 1;
+                s.readers_opened += 1;
+            }
+            if writes {
+                s.writers += 1;
+                s.writers_opened += 1;
+            }
+            match (reads, writes) {
+                (true, false) => s.writers_opened,
+                (false, true) => s.readers_opened,
+                _ => 0,
+            }
+        };
+        // FIFO openers waiting for this side wake up.
+        pipe.queue.notify(EVENT_IN | EVENT_OUT);
         PipeEnd {
             pipe: pipe.clone(),
-            write,
+            reads,
+            writes,
+            node,
+            peer_snapshot,
         }
     }
 
     /// Another end of the same pipe (a reopen through `/proc/<pid>/fd`).
     pub fn reopen(&self, write: bool) -> PipeEnd {
-        PipeEnd::new(&self.pipe, write)
+        PipeEnd::new(&self.pipe, !write, write, self.node.clone())
+    }
+
+    /// The FIFO node, for ends opened by path.
+    pub fn fifo_node(&self) -> Option<&Arc<Node>> {
+        self.node.as_ref()
+    }
+
+    /// A FIFO end opened without `O_NONBLOCK` waits (in `open`) until the
+    /// other side has been opened: readers for a writer, writers for a
+    /// reader. Linux: fs/pipe.c `fifo_open` / `wait_for_partner`.
+    pub fn waiting_for_partner(&self) -> bool {
+        let s = self.pipe.lock();
+        match (self.reads, self.writes) {
+            (true, false) => s.writers == 0 && s.writers_opened == self.peer_snapshot,
+            (false, true) => s.readers == 0 && s.readers_opened == self.peer_snapshot,
+            _ => false,
+        }
     }
 
     /// The pipe.
@@ -128,9 +197,9 @@ impl PipeEnd {
         &self.pipe
     }
 
-    /// Whether this is the write end.
+    /// Whether this is (only) the write end.
     pub fn is_write_end(&self) -> bool {
-        self.write
+        self.writes && !self.reads
     }
 
     /// Reads up to `buf.len()` bytes. `Ok(0)` is end of file (empty, no
@@ -217,18 +286,20 @@ impl PipeEnd {
     pub fn readiness(&self, mask: EventMask) -> EventMask {
         let s = self.pipe.lock();
         let mut ev = 0;
-        if self.write {
+        if self.writes {
             if s.capacity - s.buf.len().min(s.capacity) >= PIPE_BUF.min(s.capacity) {
                 ev |= EVENT_OUT;
             }
             if s.readers == 0 {
                 ev |= EVENT_ERR;
             }
-        } else {
+        }
+        if self.reads {
             if !s.buf.is_empty() {
                 ev |= EVENT_IN;
             }
-            if s.writers == 0 {
+            // Linux: no HUP for a FIFO reader that never had a writer.
+            if s.writers == 0 && (self.node.is_none() || s.writers_opened > self.peer_snapshot) {
                 ev |= EVENT_HUP;
             }
         }
@@ -240,9 +311,10 @@ impl PipeEnd {
 impl Drop for PipeEnd {
     fn drop(&mut self) {
         let mut s = self.pipe.lock();
-        if self.write {
+        if self.writes {
             s.writers = s.writers.saturating_sub(1);
-        } else {
+        }
+        if self.reads {
             s.readers = s.readers.saturating_sub(1);
         }
         drop(s);

@@ -1197,3 +1197,68 @@ fn posix_record_locks_report_the_conflicting_owner() {
         Errno::EBADF
     );
 }
+
+// ---- named pipes ------------------------------------------------------------
+
+#[test]
+fn fifo_open_waits_for_a_partner_and_carries_data() {
+    let fx = fixture();
+    fx.vfs
+        .mknod(
+            &fx.ctx,
+            At::Cwd,
+            b"/data/fifo",
+            libc::S_IFIFO | 0o600,
+            ROOT,
+            P,
+        )
+        .unwrap();
+    let wo_nb = (libc::O_WRONLY | libc::O_NONBLOCK) as u32;
+    assert_eq!(
+        fx.open("/data/fifo", wo_nb).unwrap_err().code(),
+        libc::ENXIO
+    );
+    let r = fx.open("/data/fifo", RO).unwrap();
+    assert!(r.waiting_for_partner());
+    let w = fx.open("/data/fifo", libc::O_WRONLY as u32).unwrap();
+    assert!(!r.waiting_for_partner());
+    assert!(!w.waiting_for_partner());
+    w.write(b"through the fifo").unwrap();
+    let mut buf = [0u8; 32];
+    assert_eq!(r.read(&mut buf).unwrap(), 16);
+    drop(w);
+    assert_eq!(r.read(&mut buf).unwrap(), 0);
+    let st = r.fstat(P).unwrap();
+    assert_eq!(st.mode & libc::S_IFMT, libc::S_IFIFO);
+    assert_eq!(
+        st.ino,
+        fx.vfs
+            .stat(&fx.ctx, At::Cwd, b"/data/fifo", 0, P)
+            .unwrap()
+            .ino
+    );
+    assert!(!fx.lower.join("data/fifo").exists());
+}
+
+#[test]
+fn nonblocking_fifo_reader_without_writer_reads_eof_and_rdwr_never_waits() {
+    let fx = fixture();
+    fx.vfs
+        .mknod(&fx.ctx, At::Cwd, b"/f", libc::S_IFIFO | 0o600, ROOT, P)
+        .unwrap();
+    let r = fx
+        .open("/f", (libc::O_RDONLY | libc::O_NONBLOCK) as u32)
+        .unwrap();
+    assert_eq!(r.read(&mut [0u8; 4]).unwrap(), 0);
+    let rw = fx.open("/f", RW).unwrap();
+    assert!(!rw.waiting_for_partner());
+    rw.write(b"self").unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(rw.read(&mut buf).unwrap(), 4);
+    assert_eq!(
+        fx.vfs
+            .mknod(&fx.ctx, At::Cwd, b"/dev0", libc::S_IFCHR | 0o600, ROOT, P)
+            .unwrap_err(),
+        Errno::EPERM.because("device nodes are not supported")
+    );
+}

@@ -42,6 +42,8 @@ pub enum NewNode {
     Symlink(Vec<u8>),
     /// A Unix socket's name (`bind(2)`); opening it is `ENXIO`.
     Socket,
+    /// A named pipe (`mkfifo(3)`).
+    Fifo,
 }
 
 /// Errors opening the lower layer.
@@ -201,6 +203,7 @@ impl Overlay {
             NewNode::Directory => (FileType::Directory, None),
             NewNode::Symlink(t) => (FileType::Symlink, Some(t)),
             NewNode::Socket => (FileType::Socket, None),
+            NewNode::Fifo => (FileType::Fifo, None),
         };
         let node = Node::new_upper(
             &self.host,

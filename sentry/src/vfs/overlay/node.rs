@@ -25,6 +25,7 @@ use checkpoints::Stateify;
 use crate::errno::{Errno, SysResult};
 use crate::vfs::lock::FileLocks;
 use crate::vfs::overlay::lower::{self, HostRoot};
+use crate::vfs::pipe::Pipe;
 use crate::vfs::stat::{FileType, Stat, Timespec};
 
 /// Largest file the overlay holds in memory (copy-up or writes): 4 GiB.
@@ -76,6 +77,8 @@ pub struct NodeState {
     pub target: Option<Vec<u8>>,
     /// Directory state, for directories.
     pub dir: Option<DirState>,
+    /// The pipe of a FIFO, created by its first open.
+    pub fifo: Option<Arc<Pipe>>,
 }
 
 /// A directory's merged view.
@@ -167,6 +170,7 @@ impl Node {
                 data: Vec::new(),
                 target: None,
                 dir,
+                fifo: None,
             }),
             lower_file: Mutex::new(None),
             locks: FileLocks::default(),
@@ -214,6 +218,7 @@ impl Node {
                 data: Vec::new(),
                 target,
                 dir,
+                fifo: None,
             }),
             lower_file: Mutex::new(None),
             locks: FileLocks::default(),
@@ -493,6 +498,15 @@ impl Node {
     /// This directory's name in its parent.
     pub fn dir_name(&self) -> Option<Vec<u8>> {
         self.lock().dir.as_ref().map(|d| d.name.clone())
+    }
+
+    /// The FIFO's pipe (created on first use); `None` for other files.
+    pub fn fifo_pipe(&self) -> Option<Arc<Pipe>> {
+        let mut s = self.lock();
+        if s.ftype != FileType::Fifo {
+            return None;
+        }
+        Some(s.fifo.get_or_insert_with(Pipe::new).clone())
     }
 
     /// Whether this is the root of the overlay (the only directory with an
