@@ -138,11 +138,37 @@ fn do_poll(
     Ok(count)
 }
 
-/// `poll(fds, nfds, timeout_ms)`.
+/// `poll(fds, nfds, timeout_ms)`. Interrupted with a timeout, it leaves a
+/// restart block so a restart (after a stop or a checkpoint) waits only
+/// the time left (Linux `do_restart_poll`).
 pub fn poll(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let ms = arg_i32(a[2]);
-    let deadline = (ms >= 0).then(|| deadline_after(ms as i64 * 1_000_000));
-    do_poll(t, a[0], a[1], deadline)
+    if ms < 0 {
+        return do_poll(t, a[0], a[1], None);
+    }
+    let deadline = t
+        .kernel
+        .clocks
+        .monotonic()
+        .saturating_add(ms as i64 * 1_000_000);
+    restart_poll(t, a[0], a[1], deadline)
+}
+
+/// `poll` until the sandbox-monotonic `deadline` (also `restart_syscall`).
+pub fn restart_poll(t: &mut TaskRunner, fds: u64, nfds: u64, deadline: i64) -> SysResult<u64> {
+    use crate::kernel::time::ClockKind;
+    let host = t.kernel.clocks.deadline(ClockKind::Monotonic, deadline, 0);
+    match do_poll(t, fds, nfds, Some(host)) {
+        Err(e) if e.code() == crate::errno::ERESTARTNOHAND => {
+            t.task.local().restart = Some(crate::kernel::task::RestartBlock::Poll {
+                fds,
+                nfds,
+                deadline,
+            });
+            Err(Errno::ERESTART_RESTARTBLOCK)
+        }
+        r => r,
+    }
 }
 
 /// Installs the temporary signal mask of ppoll/pselect6.

@@ -100,7 +100,7 @@ fn sleep(
         Ok(()) => Ok(0),
         Err(_) if absolute => Err(Errno::ERESTARTNOHAND),
         Err(_) => {
-            t.task.local().restart = Some(RestartBlock {
+            t.task.local().restart = Some(RestartBlock::Sleep {
                 clock: id,
                 deadline,
                 rmtp,
@@ -158,11 +158,23 @@ pub fn clock_nanosleep(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
 /// `restart_syscall()`: continues an interrupted sleep with its remaining
 /// time (Linux `do_restart_syscall` → `hrtimer_nanosleep_restart`).
 pub fn restart_syscall(t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
-    let Some(rb) = t.task.local().restart.take() else {
-        return Err(Errno::EINTR);
-    };
-    let kind = clock_kind(rb.clock)?;
-    sleep(t, rb.clock, kind, rb.deadline, rb.rmtp, false)
+    let rb = t.task.local().restart.take();
+    match rb {
+        Some(RestartBlock::Sleep {
+            clock,
+            deadline,
+            rmtp,
+        }) => {
+            let kind = clock_kind(clock)?;
+            sleep(t, clock, kind, deadline, rmtp, false)
+        }
+        Some(RestartBlock::Poll {
+            fds,
+            nfds,
+            deadline,
+        }) => super::poll::restart_poll(t, fds, nfds, deadline),
+        None => Err(Errno::EINTR),
+    }
 }
 
 const ITIMER_REAL: u64 = 0;

@@ -56,15 +56,27 @@ impl std::fmt::Debug for Task {
     }
 }
 
-/// A restartable sleep (Linux `struct restart_block` for nanosleep).
+/// What `restart_syscall(2)` continues (Linux `struct restart_block`):
+/// an interrupted call whose arguments alone would restart it with its
+/// whole timeout again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Stateify)]
-pub struct RestartBlock {
-    /// Clock kind of the deadline (`time::ClockKind` as i32 id).
-    pub clock: i32,
-    /// Absolute deadline on that clock.
-    pub deadline: i64,
-    /// Where to write the remaining time if interrupted (0: nowhere).
-    pub rmtp: u64,
+pub enum RestartBlock {
+    /// `nanosleep`/relative `clock_nanosleep` (`hrtimer_nanosleep_restart`).
+    Sleep {
+        /// Clock id of the deadline.
+        clock: i32,
+        /// Absolute deadline on that clock.
+        deadline: i64,
+        /// Where to write the remaining time if interrupted (0: nowhere).
+        rmtp: u64,
+    },
+    /// `poll` with a timeout (`do_restart_poll`).
+    Poll {
+        fds: u64,
+        nfds: u64,
+        /// Absolute deadline, sandbox monotonic nanoseconds.
+        deadline: i64,
+    },
 }
 
 /// Task state that the task's own thread mutates.
