@@ -186,12 +186,13 @@ impl DirImage {
             for (index, info) in m.chunks.iter().enumerate() {
                 let mut buf = buffers.take();
                 let len = info.stored_len as usize;
+                // Grown (and zeroed) only when a larger chunk comes; the
+                // worker uses the first stored_len bytes.
                 if buf.len() < len {
                     buf.resize(len, 0);
                 }
-                buf.truncate(len);
                 self.memory
-                    .read_exact_at(&mut buf, info.file_offset)
+                    .read_exact_at(&mut buf[..len], info.file_offset)
                     .map_err(|e| {
                         ImageError::read(
                             ImageFile::Memory,

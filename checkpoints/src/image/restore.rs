@@ -153,7 +153,13 @@ pub(crate) fn restore_fed<'d>(
             })
         },
         |dec, (index, info, stored, target, covered): (u64, ChunkInfo, Vec<u8>, Target<'d>, u64)| {
-            let result = restore_chunk(dec, index, &info, &stored, target);
+            // Recycled buffers may be longer than this chunk.
+            let result = match stored.get(..info.stored_len as usize) {
+                Some(bytes) => restore_chunk(dec, index, &info, bytes, target),
+                None => Err(ImageError::Inconsistent {
+                    what: "chunk payload shorter than its stored length",
+                }),
+            };
             buffers.give(stored);
             result?;
             raw.fetch_add(info.raw_len, Ordering::Relaxed);

@@ -148,8 +148,13 @@ fn run_slice<'m>(memory: &'m [u8], run: &PageRun) -> &'m [u8] {
     &memory[run.offset as usize..(run.offset + run.len()) as usize]
 }
 
+/// Output buffers of compressed chunks, recycled by the writer so workers
+/// do not fault in fresh memory for every chunk.
+type Pool = std::sync::Mutex<Vec<Vec<u8>>>;
+
 fn encode_span(
     worker: &mut Worker,
+    pool: &Pool,
     memory: &[u8],
     span: &PageRange,
 ) -> Result<Option<Encoded>, WriteError> {
@@ -169,8 +174,15 @@ fn encode_span(
             }
             gather
         };
-        let packed = compressor
-            .compress(src)
+        let mut packed = pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
+        packed.clear();
+        packed.reserve(zstd::zstd_safe::compress_bound(src.len()));
+        compressor
+            .compress_to_buffer(src, &mut packed)
             .map_err(|source| WriteError::Compress { source })?;
         if packed.len() < src.len() {
             return Ok(Some(Encoded {
@@ -180,6 +192,9 @@ fn encode_span(
                 crc32c: crc32c::crc32c(&packed),
                 packed: Some(packed),
             }));
+        }
+        if let Ok(mut p) = pool.lock() {
+            p.push(packed);
         }
     }
     let crc = runs.iter().fold(0, |crc, run| {
@@ -240,6 +255,7 @@ fn encode<B: Backend>(
         Compression::None => None,
         Compression::Zstd(level) => Some(level),
     };
+    let pool = Pool::default();
     run_ordered(
         &spans,
         threads,
@@ -254,7 +270,7 @@ fn encode<B: Backend>(
                 gather: Vec::new(),
             })
         },
-        |worker, span| encode_span(worker, input.memory, span),
+        |worker, span| encode_span(worker, &pool, input.memory, span),
         |idx, encoded| {
             if let Some(e) = encoded {
                 let file_offset = ChunkChecker::next_offset(pos, e.codec).unwrap_or(pos);
@@ -272,6 +288,10 @@ fn encode<B: Backend>(
                     runs: e.runs.clone(),
                 };
                 backend.chunk(&info, &pieces)?;
+                drop(pieces);
+                if let (Some(p), Ok(mut pool)) = (e.packed, pool.lock()) {
+                    pool.push(p);
+                }
                 pos = file_offset + stored_len;
                 stats.memory_stored_raw_bytes += e.raw_len;
                 chunks.push(info);
