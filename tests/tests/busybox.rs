@@ -172,3 +172,13 @@ fn scripts_shebang_exec_errors_and_proc_self() {
         &in_dir(p),
     );
 }
+
+#[test]
+fn named_pipe_between_a_writer_and_a_reader() {
+    let d = fixture();
+    let r = assert_same_as_native(
+        "mkfifo ff && (seq 1 2000 > ff &) && wc -l < ff; ls -l ff | cut -c1",
+        &in_dir(d.path()),
+    );
+    assert_eq!(r.stdout_str(), "2000\np\n");
+}

@@ -240,6 +240,21 @@ fn do_openat(
     let f = with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
         vfs.open(ctx, at, &path, flags, mode, c, src)
     })?;
+    // A FIFO end opened blocking waits for the other side (Linux
+    // `fifo_open`); interrupted, the description is dropped and the open
+    // restarts from scratch.
+    if f.waiting_for_partner() {
+        if let Some(q) = f.wait_queue() {
+            let ff = f.clone();
+            t.block_on(q, EVENT_IN | EVENT_OUT, None, |_| {
+                if ff.waiting_for_partner() {
+                    Err(Errno::EAGAIN)
+                } else {
+                    Ok(())
+                }
+            })?;
+        }
+    }
     let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
     Ok(fds.install(f, flags & libc::O_CLOEXEC as u32 != 0, 0)? as u64)
 }
@@ -506,17 +521,12 @@ pub fn mkdirat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     do_mkdir(t, a[0], p, a[2] as u32)
 }
 
-/// `mknod`: regular files only (no FIFOs or device nodes in the overlay).
+/// `mknod`: regular files, FIFOs and socket nodes (no device nodes).
 fn do_mknod(t: &mut TaskRunner, dirfd: u64, path: Vec<u8>, mode: u32) -> SysResult<u64> {
-    let kind = mode & libc::S_IFMT;
-    if kind != 0 && kind != libc::S_IFREG {
-        return Err(Errno::EPERM.because("only regular files can be created with mknod"));
-    }
-    let flags = (libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC) as u32;
     let path = nonempty(path)?;
     let c = creds(t);
     with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
-        vfs.open(ctx, at, &path, flags, mode & 0o7777, c, src)
+        vfs.mknod(ctx, at, &path, mode, c, src)
     })?;
     Ok(0)
 }
