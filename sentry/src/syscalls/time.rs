@@ -137,6 +137,15 @@ pub fn clock_nanosleep(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     }
     let req = timespec_from(&t.read_array::<16>(a[2])?)?;
     let absolute = a[1] & TIMER_ABSTIME != 0;
+    // A relative sleep measures elapsed time (Linux HRTIMER_MODE_REL is
+    // not moved by clock_settime), so a relative CLOCK_REALTIME sleep
+    // (glibc's nanosleep) is kept on the sandbox monotonic clock: its
+    // remaining time then survives a checkpoint/restore.
+    let (id, kind) = if !absolute && kind == ClockKind::Realtime {
+        (CLOCK_MONOTONIC, ClockKind::Monotonic)
+    } else {
+        (id, kind)
+    };
     let deadline = if absolute {
         req
     } else {
