@@ -82,6 +82,13 @@ fn record() -> impl Strategy<Value = Record> {
     })
 }
 
+/// A nested std value for `nested_std_values_round_trip`.
+type Nested = (
+    Vec<Option<String>>,
+    Option<Vec<(i8, u128)>>,
+    Result<u32, String>,
+);
+
 proptest! {
     #[test]
     fn records_round_trip(r in record()) {
@@ -91,10 +98,9 @@ proptest! {
     }
 
     #[test]
-    fn nested_std_values_round_trip(v in any::<(Vec<Option<String>>, Option<Vec<(i8, u128)>>, Result<u32, String>)>()) {
+    fn nested_std_values_round_trip(v in any::<Nested>()) {
         let saved = state::save(&v).expect("save");
-        let back: (Vec<Option<String>>, Option<Vec<(i8, u128)>>, Result<u32, String>) =
-            state::load(&saved).expect("load");
+        let back: Nested = state::load(&saved).expect("load");
         prop_assert_eq!(back, v);
     }
 

@@ -31,8 +31,12 @@ pub(crate) struct LoadGraph {
     /// Object id → index into `vtables`.
     pub(crate) obj_vtable: Vec<usize>,
     pub(crate) vtables: Vec<ObjectVTable>,
-    /// Objects built inside a `new_cyclic` frame, outermost first.
-    pub(crate) forward: Vec<u32>,
+    /// Objects built inside a `new_cyclic` frame, by opening position.
+    pub(crate) frames: Vec<super::plan::Frame>,
+    /// Next entry of `frames` to open.
+    pub(crate) next_frame: usize,
+    /// Frames currently open.
+    pub(crate) open_depth: usize,
     pub(crate) is_forward: Vec<bool>,
     /// Order in which bodies are decoded.
     pub(crate) completion: Vec<u32>,

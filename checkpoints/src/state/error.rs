@@ -24,12 +24,13 @@ pub enum SaveError {
         /// Maximum accepted length.
         limit: usize,
     },
-    /// More objects must be opened ahead of their decoding (targets of
-    /// forward `Weak` references) than a loader allows.
-    #[error("{count} objects are targets of forward Weak references; the limit is {limit}")]
-    TooManyForwardWeakTargets {
-        /// Number of such objects.
-        count: usize,
+    /// Rebuilding the `Weak` cycles would nest more `Arc::new_cyclic`
+    /// frames than a loader allows (e.g. a chain of objects that all point
+    /// at each other only weakly).
+    #[error("Weak cycles need {depth} nested construction frames; the limit is {limit}")]
+    TooManyOpenFrames {
+        /// Nesting depth needed.
+        depth: usize,
         /// The limit.
         limit: usize,
     },

@@ -1,13 +1,16 @@
 //! Building the objects of a graph on load, and running `after_load` hooks.
 //!
-//! The input lists every object's body and a *plan*: the order in which
-//! bodies are decoded (`completion`, dependencies first) and the set of
-//! objects that must exist as `Weak` targets before their own body is
-//! decoded (`forward`, outermost first). See the [`crate::state`] module docs
-//! for the algorithm. Objects not in `forward` are decoded and wrapped with
-//! `Arc::new`. Each `forward` object is built with `Arc::new_cyclic`; the
-//! frames nest, so while the innermost frame runs, every forward object
-//! already has a `Weak` that becomes valid when its frame returns.
+//! The input lists every object's body and a *plan* (computed by
+//! [`super::plan`]): the order in which bodies are decoded (`completion`,
+//! dependencies first) and the *frames*: objects that must exist as `Weak`
+//! targets before their own body is decoded, each with the completion
+//! position at which its frame opens. Other objects are decoded and wrapped
+//! with `Arc::new`. A frame is an `Arc::new_cyclic` call whose closure
+//! publishes the object's `Weak`, keeps decoding bodies in completion order
+//! (opening nested frames on the way) until the object's own turn, decodes
+//! it and returns — which makes its `Weak`s live. The loader does not trust
+//! the plan: a frame that does not nest, a strong reference to an unbuilt
+//! object or a weak one to an unopened object is a [`LoadError`].
 //!
 //! `Arc::new_cyclic` needs a value from its closure and cannot fail, so an
 //! error inside a frame is stored in the decoder and the frames are left by
@@ -24,10 +27,17 @@ use super::decoder::Slot;
 use super::schema::Continuation;
 use super::{AfterLoad, Decoder, LoadError, Stateify};
 
-/// Most objects that may be open (inside nested `new_cyclic` frames) at
-/// once. Each costs a few stack frames; this bound keeps a hostile plan from
-/// overflowing the stack.
-pub const MAX_FORWARD: usize = 4096;
+/// Most `new_cyclic` frames that may be open (nested) at once. Each costs a
+/// few KiB of stack (measured: 2–4 KiB per frame in debug builds); frames
+/// run on stack segments that `stacker` grows on the heap, so the bound is
+/// about memory (a hostile plan costs at most tens of MiB), not about the
+/// caller's thread stack.
+pub const MAX_OPEN_FRAMES: usize = 16_384;
+
+/// Free stack below which a frame switches to a new segment.
+const STACK_RED_ZONE: usize = 64 * 1024;
+/// Size of each new stack segment.
+const STACK_SEGMENT: usize = 1024 * 1024;
 
 /// Marker payload of the internal unwind.
 struct LoadAborted;
@@ -52,8 +62,8 @@ pub(crate) fn build_plain<T: Stateify>(dec: &mut Decoder<'_>, id: u32) -> Result
 }
 
 /// Builds forward object `id` with `Arc::new_cyclic`: publishes its `Weak`,
-/// runs `inner` (the frames nested inside this one), then decodes bodies up
-/// to and including its own.
+/// runs `inner` (which decodes bodies up to its own turn, opening nested
+/// frames), then decodes its own body.
 pub(crate) fn build_cyclic<T: Stateify>(
     dec: &mut Decoder<'_>,
     id: u32,
@@ -61,10 +71,7 @@ pub(crate) fn build_cyclic<T: Stateify>(
 ) -> Result<(), LoadError> {
     let arc = Arc::new_cyclic(|weak: &Weak<T>| {
         dec.graph.slots[id as usize] = Slot::Open(Box::new(weak.clone()));
-        let built = inner(dec)
-            .and_then(|()| run_until(dec, Some(id)))
-            .and_then(|()| decode_body::<T>(dec, id));
-        match built {
+        match inner(dec).and_then(|()| decode_body::<T>(dec, id)) {
             Ok(value) => value,
             Err(e) => {
                 dec.graph.error = Some(e);
@@ -76,55 +83,68 @@ pub(crate) fn build_cyclic<T: Stateify>(
     Ok(())
 }
 
-/// Runs the hooks inside object `obj` (an `Arc<T>`).
+/// Runs every object's hooks in its `walk`.
 pub(crate) fn walk<T: Stateify>(obj: &dyn Any, hooks: &mut AfterLoad) {
     if let Some(arc) = obj.downcast_ref::<Arc<T>>() {
         T::after_load_walk(arc, hooks);
     }
 }
 
-/// Decodes bodies in completion order until object `stop` is next (or to
-/// the end when `stop` is `None`). Reaching a forward object other than
-/// `stop` means the plan does not nest.
+/// Decodes bodies in completion order, opening frames where the plan says,
+/// until object `stop` is next (its frame decodes it) or to the end when
+/// `stop` is `None`.
 fn run_until(dec: &mut Decoder<'_>, stop: Option<u32>) -> Result<(), LoadError> {
-    while let Some(&id) = dec.graph.completion.get(dec.graph.cursor) {
+    loop {
+        let cursor = dec.graph.cursor;
+        if let Some(&frame) = dec.graph.frames.get(dec.graph.next_frame) {
+            if frame.open_at == cursor {
+                dec.graph.next_frame += 1;
+                open_frame(dec, frame.id)?;
+                continue;
+            }
+        }
+        let Some(&id) = dec.graph.completion.get(cursor) else {
+            return match stop {
+                None => Ok(()),
+                Some(_) => Err(LoadError::BadPlan {
+                    reason: "frame object missing from completion order",
+                }),
+            };
+        };
+        dec.graph.cursor += 1;
         if Some(id) == stop {
-            dec.graph.cursor += 1;
             return Ok(());
         }
         if dec.graph.is_forward[id as usize] {
             return Err(LoadError::BadPlan {
-                reason: "forward objects do not nest",
+                reason: "frames do not nest",
             });
         }
-        dec.graph.cursor += 1;
         let vt = dec.graph.obj_vtable[id as usize];
         (dec.graph.vtables[vt].build_plain)(dec, id)?;
     }
-    match stop {
-        None => Ok(()),
-        Some(_) => Err(LoadError::BadPlan {
-            reason: "forward object missing from completion order",
-        }),
-    }
 }
 
-/// Opens the frames of forward objects `i..`, innermost last.
-fn open_frames(dec: &mut Decoder<'_>, i: usize) -> Result<(), LoadError> {
-    let Some(&id) = dec.graph.forward.get(i) else {
-        return Ok(());
-    };
+/// Opens the frame of forward object `id` and builds it.
+fn open_frame(dec: &mut Decoder<'_>, id: u32) -> Result<(), LoadError> {
+    if dec.graph.open_depth >= MAX_OPEN_FRAMES {
+        return Err(LoadError::BadPlan {
+            reason: "frames nest too deep",
+        });
+    }
+    dec.graph.open_depth += 1;
     let vt = dec.graph.obj_vtable[id as usize];
     let build = dec.graph.vtables[vt].build_cyclic;
-    build(dec, id, &mut |d: &mut Decoder<'_>| open_frames(d, i + 1))
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+        build(dec, id, &mut |d: &mut Decoder<'_>| run_until(d, Some(id)))
+    })?;
+    dec.graph.open_depth -= 1;
+    Ok(())
 }
 
 /// Builds every object according to the plan.
 pub(crate) fn run_plan(dec: &mut Decoder<'_>) -> Result<(), LoadError> {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        open_frames(dec, 0)?;
-        run_until(dec, None)
-    }));
+    let outcome = catch_unwind(AssertUnwindSafe(|| run_until(dec, None)));
     match outcome {
         Ok(result) => result,
         Err(payload) if payload.is::<LoadAborted>() => {

@@ -25,23 +25,28 @@
 //!    holds strongly. A strong cycle cannot be rebuilt and is refused at
 //!    save time ([`SaveError::StrongCycle`]).
 //! 2. An object that is the target of a `Weak` in a body decoded no later
-//!    than its own (e.g. the parent of a child that precedes it) is a
-//!    *forward* object. Forward objects are opened ahead, as nested
-//!    `Arc::new_cyclic` frames, the latest-completing outermost; inside the
-//!    innermost frame all of them already have their `Weak`.
-//! 3. The loader decodes bodies in completion order; a forward object's
-//!    body is decoded at its turn inside its own frame, which then returns
-//!    and turns its `Weak`s live. Strong references always find a finished
-//!    object; weak ones a finished or open one. The loader does not trust the
-//!    plan: any reference it cannot satisfy is a [`LoadError`].
+//!    than its own (e.g. a directory whose children precede it) is a
+//!    *forward* object: it is built in an `Arc::new_cyclic` *frame* that
+//!    opens at the completion position of its first weak referrer and
+//!    closes at its own. Frames must nest; where two would overlap, the
+//!    later-closing one opens earlier, where the other opens
+//!    (`state/plan.rs`). Nesting depth is then how deeply the weak
+//!    cycles really nest: for a tree with parent pointers, the tree's depth;
+//!    for a chain of objects pointing at each other only weakly, the chain's
+//!    length. It is bounded by [`MAX_OPEN_FRAMES`] (save refuses more; load
+//!    rejects more).
+//! 3. The loader decodes bodies in completion order, opening frames at
+//!    their positions; inside a frame the object's `Weak` is already
+//!    available, and the frame decodes the object's body at its turn and
+//!    returns, which turns those `Weak`s live. Strong references always find
+//!    a finished object; weak ones a finished or open one. The loader does
+//!    not trust the plan: any reference or frame it cannot satisfy is a
+//!    [`LoadError`].
 //! 4. After every object and then the root value are built, `after_load`
 //!    hooks run (see below); then the loader drops its table of objects, so
 //!    an object that only a `Weak` in the graph referred to (its owner was
 //!    outside the graph) ends up dangling, as it would have without the
 //!    checkpoint.
-//!
-//! Nesting depth is the number of forward objects, bounded by
-//! [`MAX_FORWARD`] (save refuses more; load rejects more).
 //!
 //! # `after_load` hooks
 //!
@@ -81,7 +86,7 @@ mod varint;
 pub use decoder::Decoder;
 pub use encoder::{Encoder, MAX_DEPTH, MAX_ZERO_SIZED_LEN};
 pub use error::{LoadError, SaveError};
-pub use graph_load::MAX_FORWARD;
+pub use graph_load::MAX_OPEN_FRAMES;
 pub use hooks::AfterLoad;
 pub use schema::{schema_of, Schema, TypeFingerprint, TypeVisitor};
 pub use traits::Stateify;
@@ -165,9 +170,10 @@ pub fn save<T: Stateify>(root: &T) -> Result<SavedState, SaveError> {
         varint::write(&mut out, u64::from(*ty));
         varint::write(&mut out, *len as u64);
     }
-    varint::write(&mut out, plan.forward.len() as u64);
-    for id in &plan.forward {
-        varint::write(&mut out, u64::from(*id));
+    varint::write(&mut out, plan.frames.len() as u64);
+    for f in &plan.frames {
+        varint::write(&mut out, u64::from(f.id));
+        varint::write(&mut out, f.open_at as u64);
     }
     for id in &plan.completion {
         varint::write(&mut out, u64::from(*id));
@@ -337,39 +343,57 @@ fn read_objects(
         dec.graph.obj_vtable.push(vt);
         lens.push(len);
     }
-    let forward_count = dec.read_len(1)?;
-    if forward_count > MAX_FORWARD {
-        return Err(LoadError::BadPlan {
-            reason: "too many forward objects",
-        });
-    }
-    let mut is_forward = vec![false; n];
-    let mut forward = Vec::with_capacity(forward_count);
-    for _ in 0..forward_count {
+    // Frames: (id, opening position), read now, checked against the
+    // completion order below.
+    let frame_count = dec.read_len(2)?;
+    let mut raw_frames = Vec::with_capacity(frame_count);
+    for _ in 0..frame_count {
         let id = read_id(dec, n)?;
-        if std::mem::replace(&mut is_forward[id as usize], true) {
-            return Err(LoadError::BadPlan {
-                reason: "forward object listed twice",
-            });
-        }
-        forward.push(id);
+        let open_at = dec.read_varint()?;
+        raw_frames.push((id, open_at));
     }
-    let mut seen = vec![false; n];
+    let mut pos = vec![usize::MAX; n];
     let mut completion = Vec::with_capacity(n);
-    for _ in 0..n {
+    for p in 0..n {
         let id = read_id(dec, n)?;
-        if std::mem::replace(&mut seen[id as usize], true) {
+        if pos[id as usize] != usize::MAX {
             return Err(LoadError::BadPlan {
                 reason: "object listed twice in completion order",
             });
         }
+        pos[id as usize] = p;
         completion.push(id);
+    }
+    let mut is_forward = vec![false; n];
+    let mut frames = Vec::with_capacity(frame_count);
+    let mut prev: Option<(usize, usize)> = None;
+    for (id, open_at) in raw_frames {
+        let close = pos[id as usize];
+        if open_at > close as u64 {
+            return Err(LoadError::BadPlan {
+                reason: "frame opens after its object is built",
+            });
+        }
+        // open_at ≤ close < n.
+        let open_at = open_at as usize;
+        if prev.is_some_and(|(o, c)| o > open_at || (o == open_at && c <= close)) {
+            return Err(LoadError::BadPlan {
+                reason: "frames out of order",
+            });
+        }
+        prev = Some((open_at, close));
+        if std::mem::replace(&mut is_forward[id as usize], true) {
+            return Err(LoadError::BadPlan {
+                reason: "frame listed twice",
+            });
+        }
+        frames.push(plan::Frame { id, open_at });
     }
     let any_hooks = any_hooks && vtables.iter().any(|v| v.has_hooks);
     let g = &mut dec.graph;
     g.vtables = vtables;
     g.record_edges = any_hooks;
-    g.forward = forward;
+    g.frames = frames;
     g.is_forward = is_forward;
     g.completion = completion;
     g.slots = (0..n).map(|_| decoder::Slot::Empty).collect();

@@ -4,19 +4,33 @@
 //!   objects in id order — every object after everything it holds strongly.
 //!   A strong reference back to an object on the DFS stack is a strong
 //!   cycle, which safe Rust cannot rebuild: [`SaveError::StrongCycle`].
-//! - `forward`: objects that some body decoded no later than their own
-//!   refers to weakly (including weak self-references). They are opened
-//!   ahead with `Arc::new_cyclic`, latest-completing outermost, so frames
-//!   close in completion order.
+//! - `frames`: *forward* objects — targets of a `Weak` in a body decoded no
+//!   later than their own (including weak self-references) — each with the
+//!   completion position at which its `Arc::new_cyclic` frame opens. A frame
+//!   must be open from its first weak referrer's position to its own
+//!   position, and frames nest (a frame closes before any frame opened
+//!   before it). Starting from the latest-possible opening, an interval that
+//!   overlaps an earlier one without containing it is extended to open
+//!   where the earlier one opens, which makes the intervals laminar with
+//!   nesting depth equal to how deep the `Weak`-cycles genuinely nest (for
+//!   a tree with parent pointers: the tree's depth). Frames are listed by
+//!   opening position, outer (later-closing) first.
 
 use super::encoder::Edge;
-use super::graph_load::MAX_FORWARD;
+use super::graph_load::MAX_OPEN_FRAMES;
 use super::SaveError;
+
+/// A forward object and the completion position its frame opens at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub(crate) id: u32,
+    pub(crate) open_at: usize,
+}
 
 /// The plan written into the state.
 pub(crate) struct Plan {
     pub(crate) completion: Vec<u32>,
-    pub(crate) forward: Vec<u32>,
+    pub(crate) frames: Vec<Frame>,
 }
 
 /// Computes the plan for `n` objects with `edges` grouped by `from`
@@ -38,25 +52,64 @@ pub(crate) fn compute(
     for (p, &id) in completion.iter().enumerate() {
         pos[id as usize] = p;
     }
-    let mut forward: Vec<u32> = Vec::new();
-    let mut marked = vec![false; n];
+    // Latest opening of each forward object: its earliest weak referrer.
+    let mut open_at = vec![usize::MAX; n];
     for e in edges.iter().filter(|e| e.weak) {
-        if pos[e.to as usize] >= pos[e.from as usize] && !marked[e.to as usize] {
-            marked[e.to as usize] = true;
-            forward.push(e.to);
+        let (from, to) = (pos[e.from as usize], pos[e.to as usize]);
+        if to >= from {
+            open_at[e.to as usize] = open_at[e.to as usize].min(from);
         }
     }
-    if forward.len() > MAX_FORWARD {
-        return Err(SaveError::TooManyForwardWeakTargets {
-            count: forward.len(),
-            limit: MAX_FORWARD,
+    // Laminar: in closing order, swallow every earlier frame still open at
+    // this frame's opening.
+    let mut by_close: Vec<u32> = completion
+        .iter()
+        .copied()
+        .filter(|&id| open_at[id as usize] != usize::MAX)
+        .collect();
+    let mut stack: Vec<Frame> = Vec::new();
+    for &id in &by_close {
+        let mut open = open_at[id as usize];
+        while let Some(top) = stack.last() {
+            if pos[top.id as usize] < open {
+                break;
+            }
+            open = open.min(top.open_at);
+            stack.pop();
+        }
+        open_at[id as usize] = open;
+        stack.push(Frame { id, open_at: open });
+    }
+    by_close.sort_by_key(|&id| (open_at[id as usize], std::cmp::Reverse(pos[id as usize])));
+    let frames: Vec<Frame> = by_close
+        .iter()
+        .map(|&id| Frame {
+            id,
+            open_at: open_at[id as usize],
+        })
+        .collect();
+    let depth = max_depth(&frames, &pos);
+    if depth > MAX_OPEN_FRAMES {
+        return Err(SaveError::TooManyOpenFrames {
+            depth,
+            limit: MAX_OPEN_FRAMES,
         });
     }
-    forward.sort_by_key(|&id| std::cmp::Reverse(pos[id as usize]));
-    Ok(Plan {
-        completion,
-        forward,
-    })
+    Ok(Plan { completion, frames })
+}
+
+/// Deepest nesting of `frames` (listed by opening, outer first).
+fn max_depth(frames: &[Frame], pos: &[usize]) -> usize {
+    let mut closes: Vec<usize> = Vec::new();
+    let mut depth = 0;
+    for f in frames {
+        while closes.last().is_some_and(|&c| c < f.open_at) {
+            closes.pop();
+        }
+        closes.push(pos[f.id as usize]);
+        depth = depth.max(closes.len());
+    }
+    depth
 }
 
 fn strong_post_order(
@@ -113,13 +166,54 @@ mod tests {
         Edge { from, to, weak }
     }
 
+    fn frame(id: u32, open_at: usize) -> Frame {
+        Frame { id, open_at }
+    }
+
     #[test]
-    fn parent_child_cycle_opens_parent_ahead() {
+    fn parent_child_cycle_opens_parent_at_first_child() {
         // 0 = child (weak → parent 1), 1 = parent (strong → child 0).
         let edges = [edge(0, 1, true), edge(1, 0, false)];
         let plan = compute(2, &edges, |_| String::new()).expect("plan");
         assert_eq!(plan.completion, vec![0, 1]);
-        assert_eq!(plan.forward, vec![1]);
+        assert_eq!(plan.frames, vec![frame(1, 0)]);
+    }
+
+    #[test]
+    fn tree_with_parent_pointers_nests_to_its_depth_only() {
+        // Root 0 → dirs 1, 2 (strong); dir 1 → files 3, 4; dir 2 → file 5;
+        // every child has a weak parent pointer.
+        let edges = [
+            edge(0, 1, false),
+            edge(0, 2, false),
+            edge(1, 0, true),
+            edge(1, 3, false),
+            edge(1, 4, false),
+            edge(2, 0, true),
+            edge(2, 5, false),
+            edge(3, 1, true),
+            edge(4, 1, true),
+            edge(5, 2, true),
+        ];
+        let plan = compute(6, &edges, |_| String::new()).expect("plan");
+        assert_eq!(plan.completion, vec![3, 4, 1, 5, 2, 0]);
+        // Root's frame swallows dir 1's (open at 0); dir 2 opens at file 5.
+        assert_eq!(plan.frames, vec![frame(0, 0), frame(1, 0), frame(2, 3)]);
+        let pos = [5, 2, 4, 0, 1, 3];
+        assert_eq!(max_depth(&plan.frames, &pos), 2);
+    }
+
+    #[test]
+    fn mutual_weak_chain_nests_fully() {
+        // 0 ⇄ 1 ⇄ 2 through weak references only.
+        let edges = [
+            edge(0, 1, true),
+            edge(1, 0, true),
+            edge(1, 2, true),
+            edge(2, 1, true),
+        ];
+        let plan = compute(3, &edges, |_| String::new()).expect("plan");
+        assert_eq!(plan.frames, vec![frame(2, 0), frame(1, 0)]);
     }
 
     #[test]
