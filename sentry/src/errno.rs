@@ -78,7 +78,6 @@ errnos!(
     ENOTCONN,
     ETIMEDOUT,
     EOVERFLOW,
-    ENOTSUP,
     EPROTONOSUPPORT,
     ECONNRESET,
     EISCONN,
@@ -125,6 +124,10 @@ impl Errno {
     pub fn as_return(self) -> u64 {
         (-(self.code as i64)) as u64
     }
+
+    /// Same number as `EOPNOTSUPP` on Linux (so not a separate entry of the
+    /// name table, whose match would have an unreachable arm).
+    pub const ENOTSUP: Errno = Errno::EOPNOTSUPP;
 
     pub const ERESTARTSYS: Errno = Errno::new(ERESTARTSYS);
     pub const ERESTARTNOINTR: Errno = Errno::new(ERESTARTNOINTR);

@@ -14,6 +14,7 @@
 //! Lock order: `Kernel::tasks` → `ThreadGroup` fields → `Task::local` →
 //! `MemoryManager` → VFS locks; `Futexes` table → `MemoryManager`.
 
+pub mod checkpoint;
 pub mod creds;
 pub mod futex;
 pub mod itimer;
@@ -21,10 +22,9 @@ pub mod itimer;
 pub mod kernel;
 pub mod limits;
 pub mod pause;
-pub mod checkpoint;
-pub mod restore;
 pub mod pid_ns;
 pub mod procfs;
+pub mod restore;
 pub mod signal;
 pub mod task;
 pub mod task_set;
