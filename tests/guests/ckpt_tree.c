@@ -27,7 +27,9 @@ static void serve(int in, int out, int gin, int gout) {
         int v[2] = {getpid(), 0};
         if (gin >= 0) {
             write(gout, &c, 1);
-            if (read(gin, &v[1], sizeof v[1]) != sizeof v[1]) _exit(4);
+            int g[2];
+            if (read(gin, g, sizeof g) != sizeof g) _exit(4);
+            v[1] = g[0];
         }
         write(out, v, sizeof v);
     }
