@@ -1262,3 +1262,81 @@ fn nonblocking_fifo_reader_without_writer_reads_eof_and_rdwr_never_waits() {
         Errno::EPERM.because("device nodes are not supported")
     );
 }
+
+// ---- randomized escape attempts ---------------------------------------------
+
+#[test]
+fn random_walks_through_hostile_symlinks_never_reach_the_host() {
+    let fx = fixture();
+    let l = &fx.lower;
+    // Hostile links in the lower layer, relative and absolute, pointing
+    // at the host paths of the sandbox root's parent and the secret.
+    let outside = fx.outside.to_string_lossy().into_owned();
+    for (name, target) in [
+        ("data/up", "../../.."),
+        ("data/abs", "/"),
+        ("data/esc", "../../outside"),
+        ("data/hostabs", outside.as_str()),
+        ("data/me", "."),
+        ("data/secretlink", "../outside/secret"),
+    ] {
+        std::os::unix::fs::symlink(target, l.join(name)).unwrap();
+    }
+    let comps = [
+        "..",
+        ".",
+        "data",
+        "sub",
+        "up",
+        "abs",
+        "esc",
+        "hostabs",
+        "me",
+        "secretlink",
+        "secret",
+        "outside",
+        "etc",
+        "passwd",
+        "root",
+        "proc",
+        "self",
+        "dev",
+        "fd",
+        "tmp",
+    ];
+    // xorshift64*: deterministic, no extra dependency.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    };
+    let mut opened = 0;
+    for _ in 0..3000 {
+        let len = 1 + next(8);
+        let mut path = String::new();
+        if next(2) == 0 {
+            path.push('/');
+        }
+        for i in 0..len {
+            if i > 0 {
+                path.push('/');
+            }
+            path.push_str(comps[next(comps.len())]);
+        }
+        let Ok(f) = fx.open(&path, RO) else { continue };
+        opened += 1;
+        let mut buf = [0u8; 64];
+        if let Ok(n) = f.read(&mut buf) {
+            assert!(
+                !buf[..n].starts_with(b"HOST SECRET"),
+                "{path} reached the host secret"
+            );
+        }
+    }
+    assert!(
+        opened > 100,
+        "the walk should open many files, opened {opened}"
+    );
+}
