@@ -36,7 +36,7 @@ use crate::platform::{Platform, PlatformError};
 /// Why an image cannot be restored. Nothing of the guest ran.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    #[error("invalid image {}", path.display())]
+    #[error("invalid image")]
     Image {
         path: PathBuf,
         #[source]
