@@ -360,3 +360,47 @@ proptest! {
         let _ = state::load::<Graph>(&b);
     }
 }
+
+#[test]
+fn lock_held_by_the_caller_fails_the_save_instead_of_deadlocking() {
+    let m = Arc::new(Mutex::new(1u32));
+    let _held = m.lock().expect("unpoisoned");
+    let err = state::save(&m).err();
+    assert!(matches!(err, Some(SaveError::LockBusy { type_name }) if type_name == "Mutex<u32>"));
+}
+
+#[test]
+fn error_inside_a_construction_frame_is_returned() {
+    #[derive(Stateify)]
+    struct Parent {
+        kids: Vec<Arc<Kid>>,
+    }
+    #[derive(Stateify)]
+    struct Kid {
+        parent: Weak<Parent>,
+        flag: bool,
+    }
+    let p = Arc::new_cyclic(|me: &Weak<Parent>| Parent {
+        kids: vec![Arc::new(Kid {
+            parent: me.clone(),
+            flag: true,
+        })],
+    });
+    let mut b = state::save(&p).expect("save").bytes;
+    // The kid (object 1) is built inside the parent's new_cyclic frame; its
+    // body is the last in the input and ends with its flag.
+    let last = b.len() - 1;
+    assert_eq!(b[last], 1);
+    b[last] = 2;
+    assert!(matches!(
+        state::load::<Arc<Parent>>(&b),
+        Err(LoadError::InvalidBool)
+    ));
+    b[last] = 0;
+    let back: Arc<Parent> = state::load(&b).expect("load");
+    assert!(!back.kids[0].flag);
+    assert!(Arc::ptr_eq(
+        &back.kids[0].parent.upgrade().expect("alive"),
+        &back
+    ));
+}

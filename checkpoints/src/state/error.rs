@@ -40,6 +40,14 @@ pub enum SaveError {
         /// The limit.
         limit: usize,
     },
+    /// A lock in the graph stayed held by someone else for the whole
+    /// timeout (`impls::sync::LOCK_TIMEOUT`): the graph is not quiescent, or
+    /// the caller holds a lock of the graph it asked to save.
+    #[error("a {type_name} in the graph stayed locked")]
+    LockBusy {
+        /// The lock's type.
+        type_name: String,
+    },
     /// A `with` module or a serde value failed to serialize.
     #[error("value serialization failed")]
     Serialize {

@@ -69,7 +69,38 @@
 //! with this build's and names the first type that differs
 //! ([`LoadError::SchemaMismatch`]).
 //!
-//! Byte layout: `checkpoints/FORMAT.md` (state section).
+//! # Byte layout (format version 1)
+//!
+//! `varint` is postcard's unsigned LEB128; `str` is `varint` length + UTF-8;
+//! `u64le` is 8 little-endian bytes.
+//!
+//! ```text
+//! magic        8 bytes  "SBXSTATE"
+//! version      varint   FORMAT_VERSION (1)
+//! root_type    str      Stateify::type_name of the root
+//! root_fp      u64le    whole-schema fingerprint (Schema::root_fingerprint)
+//! types        varint n, then n × (name: str, fingerprint: u64le)
+//! obj_types    varint m, then m × name: str     (T of each Arc<T>/Weak<T>)
+//! objects      varint k, then k × (obj_type: varint, body_len: varint)
+//! frames       varint f, then f × (object: varint, open_at: varint)
+//! completion   k × object: varint               (a permutation of 0..k)
+//! root_len     varint, then the root value's bytes
+//! bodies       the k object bodies, concatenated in id order (exactly to
+//!              the end of the input)
+//! ```
+//!
+//! Values: unsigned integers and `usize` as varints, signed ones (and
+//! `isize`) zig-zag + varint, `u8`/`i8` one byte, floats little-endian,
+//! `bool` one byte, `char`/`u128`/`i128` as postcard; strings, paths, OS
+//! strings and byte buffers as length + raw bytes; other sequences, maps and
+//! sets as length + elements; arrays and tuples as their elements;
+//! `Option`/`Result` and enums as a varint tag (variant index in
+//! declaration order) + fields; derived structs as their saved fields in
+//! declaration order; `Arc<T>` as the object id; `Weak<T>` as 0 (dangling)
+//! or object id + 1; `Mutex`/`RwLock`/`Box`/atomics as their contents.
+//!
+//! Stability: the layout of a *value* follows from the types (the schema
+//! table guards it); the framing above changes only with `FORMAT_VERSION`.
 
 mod decoder;
 mod encoder;
@@ -88,6 +119,7 @@ pub use encoder::{Encoder, MAX_DEPTH, MAX_ZERO_SIZED_LEN};
 pub use error::{LoadError, SaveError};
 pub use graph_load::MAX_OPEN_FRAMES;
 pub use hooks::AfterLoad;
+pub use impls::sync::LOCK_TIMEOUT;
 pub use schema::{schema_of, Schema, TypeFingerprint, TypeVisitor};
 pub use traits::Stateify;
 
@@ -129,7 +161,10 @@ pub struct LoadReport {
 /// Writes the graph reachable from `root`.
 ///
 /// Preconditions: nothing mutates the graph during the save (the kernel is
-/// paused); the encoder locks each `Mutex`/`RwLock` it passes through.
+/// paused), and the caller holds none of the graph's locks: the encoder
+/// takes each `Mutex`/`RwLock` it passes through, one at a time (object
+/// bodies are written one after another, never nested), and gives up with
+/// [`SaveError::LockBusy`] after [`LOCK_TIMEOUT`].
 pub fn save<T: Stateify>(root: &T) -> Result<SavedState, SaveError> {
     let schema = schema_of::<T>();
     let mut enc = Encoder::new();

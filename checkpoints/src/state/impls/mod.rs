@@ -10,5 +10,5 @@ mod collections;
 mod maps;
 mod misc;
 mod primitives;
-mod sync;
+pub(crate) mod sync;
 mod tuples;

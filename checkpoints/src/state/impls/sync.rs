@@ -1,16 +1,49 @@
 //! Locks, atomics and shared pointers.
 //!
 //! A poisoned lock is saved anyway (its data is what the kernel holds); it
-//! comes back unpoisoned.
+//! comes back unpoisoned. Saving takes each lock with `try_lock`, retrying
+//! for up to [`LOCK_TIMEOUT`]: a lock that stays held (a thread that was not
+//! paused, or the caller itself holding a lock inside the graph) fails the
+//! save with [`SaveError::LockBusy`] instead of deadlocking it.
+//!
+//! `after_load` hooks of values inside a `Mutex`/`RwLock` run with that lock
+//! held; a hook must not lock it again (e.g. through a `Weak` to itself).
 
 use std::sync::atomic::{
     AtomicBool, AtomicI16, AtomicI32, AtomicI64, AtomicI8, AtomicIsize, AtomicU16, AtomicU32,
     AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, TryLockError, TryLockResult, Weak};
+use std::time::{Duration, Instant};
 
 use crate::state::fingerprint::{combine, hash_str};
 use crate::state::{AfterLoad, Decoder, Encoder, LoadError, SaveError, Stateify, TypeVisitor};
+
+/// How long a save waits for a held lock.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Takes a lock through `try_lock`, retrying until [`LOCK_TIMEOUT`].
+fn acquire<G>(
+    type_name: fn() -> String,
+    mut try_lock: impl FnMut() -> TryLockResult<G>,
+) -> Result<G, SaveError> {
+    let mut deadline = None;
+    loop {
+        match try_lock() {
+            Ok(guard) => return Ok(guard),
+            Err(TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                let deadline = *deadline.get_or_insert_with(|| Instant::now() + LOCK_TIMEOUT);
+                if Instant::now() >= deadline {
+                    return Err(SaveError::LockBusy {
+                        type_name: type_name(),
+                    });
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+}
 
 impl<T: Stateify> Stateify for Mutex<T> {
     const SHAPE: u64 = combine(hash_str("Mutex"), T::SHAPE);
@@ -23,7 +56,7 @@ impl<T: Stateify> Stateify for Mutex<T> {
         T::visit_types(v);
     }
     fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        self.lock().unwrap_or_else(|e| e.into_inner()).save(enc)
+        acquire(Self::type_name, || self.try_lock())?.save(enc)
     }
     fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
         T::load(dec).map(Mutex::new)
@@ -49,7 +82,7 @@ impl<T: Stateify> Stateify for RwLock<T> {
         T::visit_types(v);
     }
     fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        self.read().unwrap_or_else(|e| e.into_inner()).save(enc)
+        acquire(Self::type_name, || self.try_read())?.save(enc)
     }
     fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
         T::load(dec).map(RwLock::new)
