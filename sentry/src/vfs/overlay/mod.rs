@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use checkpoints::Stateify;
 
 use crate::errno::{Errno, SysResult};
-use crate::vfs::stat::{FileType, Stat, Timespec};
+use crate::vfs::stat::{FileType, Timespec};
 use lower::HostRoot;
 pub use node::{DirEntry, Node};
 
@@ -424,10 +424,5 @@ impl Overlay {
             ds.name = new_name.to_vec();
         }
         Ok(())
-    }
-
-    /// `stat` of a node (convenience).
-    pub fn stat(node: &Node) -> Stat {
-        node.stat()
     }
 }
