@@ -121,3 +121,27 @@ fn sigsuspend_resumes_after_restore() {
     let (done, _) = block_and_restore("sigsuspend");
     assert_eq!(done, "done r=-1 got=1");
 }
+
+#[test]
+fn interval_timer_keeps_firing_after_restore() {
+    let env = Env::new();
+    let g = guest("ckpt_alarm", Link::Static);
+    let mut sb = env.run("alarm", &[path_str(&g)]);
+    sb.wait_for("alarms 3", START);
+    let img = env.image("img");
+    env.checkpoint("alarm", &img, &[]);
+    let _ = sb.finish(STEP);
+    let last: u64 = sb
+        .seen
+        .last()
+        .and_then(|l| l.strip_prefix("alarms "))
+        .and_then(|v| v.parse().ok())
+        .expect("alarm count");
+
+    let mut rs = env.restore(&img, "alarm-restored");
+    let next = rs.next_line(STEP);
+    let later = rs.next_line(STEP);
+
+    assert_eq!(next, format!("alarms {}", last + 1), "pause() rewound, timer still armed");
+    assert_eq!(later, format!("alarms {}", last + 2));
+}

@@ -272,6 +272,9 @@ impl LoadedImage {
         if let Some(e) = first_err {
             return Err(e);
         }
+        // Interval timers: their deadlines are kernel state on the sandbox
+        // monotonic clock; the host thread that fires them is new.
+        self.kernel.start_timers();
         tracing::info!(tasks = self.report.tasks, "sandbox restored");
         Ok((self.kernel, self.report))
     }
