@@ -20,13 +20,13 @@ fn fingerprint_fields(fields: &[Field]) -> TokenStream {
         match &f.mode {
             Mode::NoSave { .. } => None,
             Mode::Save => Some(quote_spanned! {ty.span()=>
-                let h = ::checkpoints::state::fingerprint::combine_str(h, #name);
-                let h = ::checkpoints::state::fingerprint::combine(h, <#ty as ::checkpoints::Stateify>::SHAPE);
+                let __h = ::checkpoints::state::fingerprint::combine_str(__h, #name);
+                let __h = ::checkpoints::state::fingerprint::combine(__h, <#ty as ::checkpoints::Stateify>::SHAPE);
             }),
             Mode::With(path) => Some(quote_spanned! {path.span()=>
-                let h = ::checkpoints::state::fingerprint::combine_str(h, #name);
-                let h = ::checkpoints::state::fingerprint::combine_str(h, "with");
-                let h = ::checkpoints::state::fingerprint::combine(h, #path::FINGERPRINT);
+                let __h = ::checkpoints::state::fingerprint::combine_str(__h, #name);
+                let __h = ::checkpoints::state::fingerprint::combine_str(__h, "with");
+                let __h = ::checkpoints::state::fingerprint::combine(__h, #path::FINGERPRINT);
             }),
         }
     });
@@ -153,9 +153,9 @@ fn struct_parts(fields: &[Field]) -> Parts {
     let walk = walk_fields(fields);
     Parts {
         fingerprint: quote! {
-            let h = ::checkpoints::state::fingerprint::hash_str("struct");
+            let __h = ::checkpoints::state::fingerprint::hash_str("struct");
             #fp
-            h
+            __h
         },
         min_size: min_size(fields),
         visit: visit_fields(fields),
@@ -177,8 +177,8 @@ fn enum_parts(name: &TokenStream, variants: &[Variant]) -> Parts {
         let n = v.fields.iter().filter(|f| is_saved(f)).count() as u64;
         let fp = fingerprint_fields(&v.fields);
         quote! {
-            let h = ::checkpoints::state::fingerprint::combine_str(h, #vname);
-            let h = ::checkpoints::state::fingerprint::combine(h, #n);
+            let __h = ::checkpoints::state::fingerprint::combine_str(__h, #vname);
+            let __h = ::checkpoints::state::fingerprint::combine(__h, #n);
             #fp
         }
     });
@@ -209,9 +209,9 @@ fn enum_parts(name: &TokenStream, variants: &[Variant]) -> Parts {
     });
     Parts {
         fingerprint: quote! {
-            let h = ::checkpoints::state::fingerprint::hash_str("enum");
+            let __h = ::checkpoints::state::fingerprint::hash_str("enum");
             #(#fps)*
-            h
+            __h
         },
         min_size: quote!(1usize),
         visit: quote! { #(#visits)* },
@@ -223,10 +223,10 @@ fn enum_parts(name: &TokenStream, variants: &[Variant]) -> Parts {
         load: quote! {
             match ::checkpoints::state::Decoder::read_varint(dec)? {
                 #(#load_arms)*
-                tag => {
+                __tag => {
                     return ::core::result::Result::Err(::checkpoints::state::LoadError::BadTag {
                         type_name: #name,
-                        tag,
+                        tag: __tag,
                     });
                 }
             }
@@ -282,11 +282,11 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
         quote! { ::std::string::String::from(#base) }
     } else {
         quote! {
-            let args: ::std::vec::Vec<::std::string::String> = ::std::vec![
+            let __args: ::std::vec::Vec<::std::string::String> = ::std::vec![
                 #(<#type_params as ::checkpoints::Stateify>::type_name(),)*
                 #(::std::string::ToString::to_string(&#const_params),)*
             ];
-            ::std::format!("{}<{}>", #base, args.join(", "))
+            ::std::format!("{}<{}>", #base, __args.join(", "))
         }
     };
     let has_hook = c.after_load.is_some();
@@ -304,9 +304,9 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
             #[automatically_derived]
             impl #impl_generics ::checkpoints::Stateify for #ident #ty_generics #where_clause {
                 const SHAPE: u64 = {
-                    let h = ::checkpoints::state::fingerprint::hash_str(#base);
-                    #(let h = ::checkpoints::state::fingerprint::combine(h, <#type_params as ::checkpoints::Stateify>::SHAPE);)*
-                    h
+                    let __h = ::checkpoints::state::fingerprint::hash_str(#base);
+                    #(let __h = ::checkpoints::state::fingerprint::combine(__h, <#type_params as ::checkpoints::Stateify>::SHAPE);)*
+                    __h
                 };
                 const FINGERPRINT: u64 = { #fingerprint };
                 const MIN_SIZE: usize = #min_size;
@@ -339,9 +339,9 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
                     dec: &mut ::checkpoints::state::Decoder<'_>,
                 ) -> ::core::result::Result<Self, ::checkpoints::state::LoadError> {
                     dec.enter()?;
-                    let value = { #load };
+                    let __value = { #load };
                     dec.leave();
-                    ::core::result::Result::Ok(value)
+                    ::core::result::Result::Ok(__value)
                 }
 
                 fn after_load_walk(&self, hooks: &mut ::checkpoints::state::AfterLoad) {
