@@ -58,6 +58,7 @@ pub mod pipe;
 pub mod proc;
 mod socket_ops;
 pub mod stat;
+pub mod statfs;
 pub mod unix;
 
 use std::path::Path;

@@ -1340,3 +1340,26 @@ fn random_walks_through_hostile_symlinks_never_reach_the_host() {
         "the walk should open many files, opened {opened}"
     );
 }
+
+#[test]
+fn statfs_reports_each_mounts_magic() {
+    use crate::vfs::statfs::{OVERLAYFS_SUPER_MAGIC, PIPEFS_MAGIC, PROC_SUPER_MAGIC, TMPFS_MAGIC};
+    let fx = fixture();
+    let magic = |p: &str| {
+        let b = fx.vfs.statfs(&fx.ctx, p.as_bytes(), P).unwrap();
+        u64::from_le_bytes(b[0..8].try_into().unwrap())
+    };
+    fx.vfs
+        .mkdir(&fx.ctx, At::Cwd, b"/dev/shm/x", 0o755, ROOT, P)
+        .unwrap();
+    assert_eq!(magic("/etc/passwd"), OVERLAYFS_SUPER_MAGIC);
+    assert_eq!(magic("/proc/self"), PROC_SUPER_MAGIC);
+    assert_eq!(magic("/dev/null"), TMPFS_MAGIC);
+    assert_eq!(magic("/dev/shm/x"), TMPFS_MAGIC);
+    let (r, _w) = FileDescription::new_pipe(0);
+    let b = fx.vfs.fstatfs(&r);
+    assert_eq!(
+        u64::from_le_bytes(b[0..8].try_into().unwrap()),
+        PIPEFS_MAGIC
+    );
+}
