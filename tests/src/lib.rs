@@ -61,7 +61,12 @@ pub fn guest(name: &str, link: Link) -> PathBuf {
     // never see a half-written executable.
     let tmp = out_dir.join(format!("{name}-{suffix}.{}.tmp", std::process::id()));
     let mut cmd = Command::new("gcc");
-    cmd.arg("-O1").arg("-Wall").arg("-o").arg(&tmp).arg(&src);
+    cmd.arg("-O1")
+        .arg("-Wall")
+        .arg("-pthread")
+        .arg("-o")
+        .arg(&tmp)
+        .arg(&src);
     if link == Link::Static {
         cmd.arg("-static");
     }

@@ -133,3 +133,13 @@ fn sigchld_siginfo_waitid_sleep_restart_and_handler_flags() {
 fn interval_timers_and_alarm() {
     self_check("timers", Link::Static, &[], &Opts::default());
 }
+
+#[test]
+fn pthreads_mutex_condvar_kill_join_fork_exec_static() {
+    self_check("threads", Link::Static, &[], &Opts::default());
+}
+
+#[test]
+fn pthreads_mutex_condvar_kill_join_fork_exec_dynamic() {
+    self_check("threads", Link::Dynamic, &[], &Opts::default());
+}

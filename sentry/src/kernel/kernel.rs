@@ -251,6 +251,7 @@ impl Kernel {
                 saved_mask: None,
                 pending: Default::default(),
                 vfork_child: None,
+                exit_requested: false,
             },
         );
         ts.foreground_pgrp = pid;

@@ -62,7 +62,7 @@ impl ProcSource for KernelProc<'_> {
     }
 
     fn status_text(&self, pid: i32) -> Option<Vec<u8>> {
-        let (ppid, state, tg, task) = {
+        let (ppid, state, tg, task, nthreads) = {
             let ts = self.kernel.tasks();
             let p = ts.procs.get(&pid).filter(|p| p.zombie.is_none())?;
             let state = match p.job {
@@ -70,7 +70,7 @@ impl ProcSource for KernelProc<'_> {
                 _ => "S (sleeping)",
             };
             let task = ts.tasks.get(&pid).map(|e| e.task.clone());
-            (p.ppid, state, p.tg.clone(), task)
+            (p.ppid, state, p.tg.clone(), task, p.threads.len())
         };
         let (comm, creds) = match &task {
             Some(t) => {
@@ -85,7 +85,7 @@ impl ProcSource for KernelProc<'_> {
             .unwrap_or((0, 0));
         Some(
             format!(
-                "Name:\t{}\nUmask:\t{:04o}\nState:\t{}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nVmSize:\t{vsz:8} kB\nVmRSS:\t{rss:8} kB\nThreads:\t1\n",
+                "Name:\t{}\nUmask:\t{:04o}\nState:\t{}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nVmSize:\t{vsz:8} kB\nVmRSS:\t{rss:8} kB\nThreads:\t{nthreads}\n",
                 String::from_utf8_lossy(&comm),
                 lock(&tg.fs).umask,
                 state,

@@ -116,6 +116,9 @@ pub struct TaskEntry {
     pub pending: SigQueue,
     /// Tid of a vfork child this task waits for (Linux `vfork_done`).
     pub vfork_child: Option<Pid>,
+    /// This thread alone must exit (another thread of its process called
+    /// execve: Linux `de_thread` kills the others).
+    pub exit_requested: bool,
 }
 
 /// See the module docs.
@@ -153,7 +156,7 @@ impl TaskSet {
         let Some(p) = self.procs.get(&e.task.tg.pid) else {
             return true;
         };
-        if p.group_exit.is_some() || matches!(p.job, JobState::Stopped { .. }) {
+        if p.group_exit.is_some() || e.exit_requested || matches!(p.job, JobState::Stopped { .. }) {
             return true;
         }
         let pending = e.pending.set().0 | p.pending.set().0;
@@ -348,6 +351,7 @@ mod tests {
                 saved_mask: None,
                 pending: Default::default(),
                 vfork_child: None,
+                exit_requested: false,
             },
         );
         ts

@@ -3,14 +3,16 @@
 //!
 //! Every new process gets a new address space: the parent's memory
 //! manager forks copy-on-write, and the child's host thread creates a
-//! fresh platform context (a new stub) that faults pages in. Threads
-//! (`CLONE_VM` without `CLONE_VFORK`, `CLONE_THREAD`) are not supported
-//! yet: they fail with EINVAL and a logged reason. `vfork` (and
-//! `CLONE_VM | CLONE_VFORK`, as glibc's `posix_spawn` uses) is served as
-//! a copy-on-write fork whose parent sleeps until the child execs or
-//! exits, which preserves vfork's ordering; a child that communicates with
-//! its parent by writing shared memory before exec would not be seen (the
-//! documented gap).
+//! fresh platform context (a new stub) that faults pages in. A new thread
+//! (`CLONE_THREAD`) joins its creator's thread group and address space: the
+//! platform makes a sibling stub thread (`Context::new_thread`) that the
+//! new task's host thread attaches to. `vfork` (and `CLONE_VM |
+//! CLONE_VFORK`, as glibc's `posix_spawn` uses) is served as a
+//! copy-on-write fork whose parent sleeps until the child execs or exits,
+//! which preserves vfork's ordering; a child that communicates with its
+//! parent by writing shared memory before exec would not be seen (the
+//! documented gap). `CLONE_VM` alone (a process sharing memory without
+//! being a thread) is EINVAL.
 
 use std::sync::{Arc, Mutex};
 
@@ -54,13 +56,21 @@ impl TaskRunner {
         tls: u64,
     ) -> SysResult<u64> {
         let vfork = flags & CLONE_VFORK != 0;
-        if flags & CLONE_THREAD != 0 || (flags & CLONE_VM != 0 && !vfork) {
-            return Err(
-                Errno::EINVAL.because("threads (CLONE_VM without CLONE_VFORK) are not supported")
-            );
+        // Linux copy_process: CLONE_THREAD needs CLONE_SIGHAND, which
+        // needs CLONE_VM.
+        if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 {
+            return Err(Errno::EINVAL.because("CLONE_THREAD requires CLONE_SIGHAND"));
         }
         if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
             return Err(Errno::EINVAL.because("CLONE_SIGHAND requires CLONE_VM"));
+        }
+        if flags & CLONE_THREAD != 0 {
+            return self.clone_thread(flags, stack, ptid, ctid, tls);
+        }
+        if flags & CLONE_VM != 0 && !vfork {
+            return Err(Errno::EINVAL.because(
+                "CLONE_VM without CLONE_THREAD or CLONE_VFORK (a separate process sharing memory) is not supported",
+            ));
         }
         if flags & CLONE_NEW_ANY != 0 {
             return Err(Errno::EINVAL.because("namespaces are not supported"));
@@ -160,6 +170,7 @@ impl TaskRunner {
                     saved_mask: None,
                     pending: Default::default(),
                     vfork_child: None,
+                    exit_requested: false,
                 },
             );
             if vfork {
@@ -186,6 +197,130 @@ impl TaskRunner {
             self.wait_vfork(pid);
         }
         Ok(pid as u64)
+    }
+
+    /// `clone(CLONE_VM | CLONE_THREAD | ...)`: a new thread in this process
+    /// (Linux `copy_process` with `CLONE_THREAD`). It shares the thread
+    /// group: address space, fd table, fs context, dispositions, rlimits.
+    /// Threads with private fd tables or fs contexts (`CLONE_THREAD`
+    /// without `CLONE_FILES`/`CLONE_FS`) are not supported (EINVAL).
+    fn clone_thread(
+        &mut self,
+        flags: u64,
+        stack: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+    ) -> SysResult<u64> {
+        if flags & (CLONE_FILES | CLONE_FS) != CLONE_FILES | CLONE_FS {
+            return Err(
+                Errno::EINVAL.because("threads must share files and fs (CLONE_FILES|CLONE_FS)")
+            );
+        }
+        if flags & CLONE_VFORK != 0 {
+            return Err(Errno::EINVAL.because("CLONE_VFORK with CLONE_THREAD is not supported"));
+        }
+        let mut regs = self.regs;
+        regs.rax = 0;
+        if stack != 0 {
+            regs.rsp = stack;
+        }
+        if flags & CLONE_SETTLS != 0 {
+            regs.fs_base = tls;
+        }
+        let mut local: TaskLocal = self.task.local().clone();
+        local.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 {
+            ctid
+        } else {
+            0
+        };
+        local.set_child_tid = if flags & CLONE_CHILD_SETTID != 0 {
+            ctid
+        } else {
+            0
+        };
+        local.restart = None;
+        local.robust_list = (0, 0);
+        // Linux: a CLONE_VM child does not inherit the alternate stack.
+        local.altstack = super::super::signal::AltStack::disabled();
+        local.start_time = self.kernel.clocks.monotonic();
+        local.regs = regs;
+
+        // The platform thread first: nothing to undo in the task set if
+        // the platform cannot make one.
+        let seed = self
+            .ctx
+            .new_thread()
+            .map_err(|_| Errno::EAGAIN.because("platform cannot create a thread"))?;
+        let pid = self.pid();
+        let (tid, task) = {
+            let mut ts = self.kernel.tasks();
+            if ts.shutting_down {
+                return Err(Errno::EAGAIN.because("sandbox shutting down"));
+            }
+            if ts.procs.get(&pid).is_none_or(|p| p.group_exit.is_some()) {
+                return Err(Errno::EAGAIN.because("process is exiting"));
+            }
+            let tid = ts.ns.alloc()?;
+            let task = Task::new(tid, self.task.tg.clone(), local);
+            let mask = ts
+                .tasks
+                .get(&self.tid())
+                .map(|e| e.mask)
+                .unwrap_or_default();
+            ts.tasks.insert(
+                tid,
+                TaskEntry {
+                    task: task.clone(),
+                    mask,
+                    saved_mask: None,
+                    pending: Default::default(),
+                    vfork_child: None,
+                    exit_requested: false,
+                },
+            );
+            if let Some(p) = ts.procs.get_mut(&pid) {
+                p.threads.push(tid);
+            }
+            (tid, task)
+        };
+        if flags & CLONE_PARENT_SETTID != 0 {
+            let _ = self.write_u32(ptid, tid as u32);
+        }
+        let kernel = self.kernel.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<bool>();
+        let spawned = std::thread::Builder::new()
+            .name(format!("task-{tid}"))
+            .spawn(move || {
+                let ctx = match seed.attach() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!("cannot attach a new thread's context: {e}");
+                        let _ = tx.send(false);
+                        return;
+                    }
+                };
+                let _ = tx.send(true);
+                let mut runner = TaskRunner::new(kernel, task, ctx, regs);
+                let set_tid = runner.task.local().set_child_tid;
+                if set_tid != 0 {
+                    let tid = runner.tid() as u32;
+                    let _ = runner.write_u32(set_tid, tid);
+                }
+                runner.run();
+            });
+        let ok = spawned.is_ok() && matches!(rx.recv(), Ok(true));
+        if !ok {
+            let mut ts = self.kernel.tasks();
+            ts.tasks.remove(&tid);
+            if let Some(p) = ts.procs.get_mut(&pid) {
+                p.threads.retain(|t| *t != tid);
+            }
+            ts.ns.free(tid);
+            return Err(Errno::EAGAIN.because("cannot start the thread"));
+        }
+        debug!(pid, tid, "new thread");
+        Ok(tid as u64)
     }
 
     /// Starts the child's host thread, which creates its platform context;

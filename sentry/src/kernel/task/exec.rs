@@ -211,6 +211,7 @@ impl TaskRunner {
         let img = crate::loader::load(&mut *ctx, &mut mm, &exe, &mut open_interp, &params)?;
 
         // Point of no return.
+        self.kill_other_threads();
         let interrupter = ctx.interrupter();
         let old_ctx = std::mem::replace(&mut self.ctx, ctx);
         self.task.set_interrupter(Some(interrupter));
@@ -275,6 +276,39 @@ fn host_hwcap() -> (u64, u64) {
         }
         caps
     })
+}
+
+impl TaskRunner {
+    /// Linux `de_thread`: every other thread of the process exits before
+    /// the new image takes over (they share the address space being
+    /// replaced). Waits until they are gone or the process is killed.
+    /// Unlike Linux, a non-leader that execs keeps its own tid.
+    fn kill_other_threads(&mut self) {
+        let me = self.tid();
+        let pid = self.pid();
+        loop {
+            {
+                let mut ts = self.kernel.tasks();
+                let Some(p) = ts.procs.get(&pid) else { return };
+                if p.group_exit.is_some() {
+                    return;
+                }
+                let others: Vec<_> = p.threads.iter().copied().filter(|t| *t != me).collect();
+                if others.is_empty() {
+                    return;
+                }
+                for t in others {
+                    if let Some(e) = ts.tasks.get_mut(&t) {
+                        e.exit_requested = true;
+                        e.task.kick();
+                    }
+                }
+            }
+            self.task.waiter.wait(Some(
+                std::time::Instant::now() + std::time::Duration::from_millis(50),
+            ));
+        }
+    }
 }
 
 fn check_exec(st: &crate::vfs::Stat) -> SysResult<()> {

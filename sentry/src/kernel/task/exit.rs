@@ -302,6 +302,13 @@ pub fn exit_task(kernel: &Kernel, task: &Arc<Task>, status: ExitStatus, group: b
     };
     p.threads.retain(|t| *t != tid);
     if !p.threads.is_empty() {
+        // A sibling may wait for the thread count to drop (execve's
+        // de_thread).
+        for t in p.threads.clone() {
+            if let Some(e) = ts.tasks.get(&t) {
+                e.task.waiter.wake();
+            }
+        }
         return;
     }
     let final_status = p.group_exit.unwrap_or(status);

@@ -30,6 +30,8 @@ enum Decision {
         old_mask: SigSet,
     },
     Exit(ExitStatus),
+    /// This thread alone exits (de_thread for another thread's execve).
+    ExitThread,
     Stop,
 }
 
@@ -86,6 +88,16 @@ impl TaskRunner {
                     };
                     return;
                 }
+                Decision::ExitThread => {
+                    self.state = RunState::Exiting {
+                        status: ExitStatus::Signaled {
+                            sig: SIGKILL,
+                            core: false,
+                        },
+                        group: false,
+                    };
+                    return;
+                }
                 Decision::Stop => self.stopped(),
                 Decision::Handler {
                     info,
@@ -126,6 +138,9 @@ impl TaskRunner {
             };
             if let Some(st) = p.group_exit {
                 return Decision::Exit(st);
+            }
+            if ts.tasks.get(&tid).is_some_and(|e| e.exit_requested) {
+                return Decision::ExitThread;
             }
             let has_kill = p.pending.set().has(SIGKILL)
                 || ts
