@@ -705,13 +705,16 @@ impl UnixSocket {
         let pending = s.listening.take();
         let shut_wr = s.shut_wr;
         drop(s);
-        {
+        let in_flight = {
             let mut d = self.inbox.lock();
             d.closed = true;
-            // Descriptions in flight to a closed socket are dropped.
-            d.segs.clear();
             d.bytes = 0;
-        }
+            std::mem::take(&mut d.segs)
+        };
+        // Descriptions in flight to a closed socket are dropped, outside
+        // the inbox lock: one of them may be a socket whose release locks
+        // this very inbox (its peer).
+        drop(in_flight);
         self.inbox.queue.notify(EVENT_ALL);
         if let Some(p) = peer {
             if !shut_wr && self.stype != SockType::Dgram {
@@ -915,5 +918,23 @@ mod tests {
             UnixAddr::from_sockaddr(&[2, 0, b'a']).unwrap_err(),
             Errno::EAFNOSUPPORT
         );
+    }
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::*;
+
+    #[test]
+    fn closing_a_socket_holding_its_peer_in_flight_does_not_deadlock() {
+        let (a, b) = FileDescription::new_unix_pair(SockType::Stream, 0);
+        // a sends its own description to b, then the sender's reference goes.
+        a.socket()
+            .unwrap()
+            .send(b"x", vec![a.clone()], None)
+            .unwrap();
+        drop(a);
+        // b's release drops a (its peer), whose release touches b's inbox.
+        drop(b);
     }
 }
