@@ -32,6 +32,19 @@
 //!   terminal) is answered from sandbox state.
 //! - **epoll**: `epoll_wait` = [`Epoll::collect`]; if empty and blocking,
 //!   [`Epoll::register`] the waiter, collect again, sleep.
+//! - **FIFOs**: after a blocking `open` of a FIFO, wait on `wait_queue()`
+//!   while [`FileDescription::waiting_for_partner`]; on a signal drop the
+//!   description and restart the open.
+//! - **Locks**: `flock` → [`FileDescription::flock`]; `F_SETLK`/`F_GETLK`
+//!   → `setlk`/`getlk` with `LockOwner::Process(tgid)` (OFD variants:
+//!   `LockOwner::Description(fd.id())`); `EAGAIN` = conflict, blocking
+//!   forms wait on `lock_queue()`. On `close(fd)` call
+//!   `release_posix_locks(tgid)` (Linux drops a process's record locks
+//!   when it closes any fd of the file).
+//! - **Sockets**: [`unix`] (`socket`, `socketpair`, `bind` →
+//!   [`Vfs::unix_bind`], `connect` → [`Vfs::unix_connect`], `accept`,
+//!   `send`/`recv` with `SCM_RIGHTS` as descriptions, `shutdown`).
+//! - **statfs**: [`Vfs::statfs`] / [`Vfs::fstatfs`] give per-mount magic.
 //! - **/proc**: implement [`ProcSource`] (with `fd_file` so
 //!   `/proc/<pid>/fd/N` and `/dev/stdin` reach pipes and host files).
 //! - **Checkpoint**: save the `Vfs` (in an `Arc`), every `FsContext` and
