@@ -3,6 +3,7 @@
  * getppid, orphan reparenting to init is not checked here (init differs
  * natively). Prints OK. */
 #include <errno.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,24 @@ int main(void) {
         _exit(97);
     }
     CHECK(waitpid(v, &st, 0) == v && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* vfork shares memory with the parent until exec/_exit. */
+    static volatile int shared;
+    shared = 0;
+    pid_t vv = vfork();
+    if (vv == 0) {
+        shared = 42;
+        _exit(3);
+    }
+    CHECK(shared == 42);
+    CHECK(waitpid(vv, &st, 0) == vv && WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    /* posix_spawn reports an exec failure to the caller (glibc relies on
+     * the vfork child writing the error into shared memory). */
+    pid_t sp;
+    char *sargv[] = {"nope", NULL};
+    CHECK(posix_spawn(&sp, "/nonexistent/program", NULL, NULL, sargv, NULL) == ENOENT);
+    char *targv[] = {"busybox", "true", NULL};
+    CHECK(posix_spawn(&sp, "/usr/bin/busybox", NULL, NULL, targv, NULL) == 0);
+    CHECK(waitpid(sp, &st, 0) == sp && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* SIGCHLD ignored: children are reaped automatically (ECHILD). */
     signal(SIGCHLD, SIG_IGN);
     pid_t z = fork();

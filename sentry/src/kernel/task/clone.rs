@@ -6,13 +6,13 @@
 //! fresh platform context (a new stub) that faults pages in. A new thread
 //! (`CLONE_THREAD`) joins its creator's thread group and address space: the
 //! platform makes a sibling stub thread (`Context::new_thread`) that the
-//! new task's host thread attaches to. `vfork` (and `CLONE_VM |
-//! CLONE_VFORK`, as glibc's `posix_spawn` uses) is served as a
-//! copy-on-write fork whose parent sleeps until the child execs or exits,
-//! which preserves vfork's ordering; a child that communicates with its
-//! parent by writing shared memory before exec would not be seen (the
-//! documented gap). `CLONE_VM` alone (a process sharing memory without
-//! being a thread) is EINVAL.
+//! new task's host thread attaches to. `vfork` (`CLONE_VM | CLONE_VFORK`,
+//! also glibc's `posix_spawn`) shares the parent's address space for real:
+//! the child runs as a sibling stub thread on the parent's memory manager
+//! until it execs (new context, new memory manager) or exits, while the
+//! parent sleeps. `CLONE_VFORK` without `CLONE_VM` is a fork whose parent
+//! waits. `CLONE_VM` alone (a process sharing memory without being a
+//! thread or a vfork child) is EINVAL.
 
 use std::sync::{Arc, Mutex};
 
@@ -84,7 +84,20 @@ impl TaskRunner {
         }
 
         let parent_mm = self.task.tg.mm().ok_or(Errno::EFAULT)?;
-        let child_mm = lock(&parent_mm).fork(&mut *self.ctx)?;
+        // vfork with CLONE_VM: the child borrows the parent's address space
+        // (and runs as a sibling thread of the parent's stub) until it execs
+        // or exits, exactly like Linux; the parent sleeps meanwhile.
+        let share_vm = flags & CLONE_VM != 0;
+        let (child_mm, seed) = if share_vm {
+            let seed = self
+                .ctx
+                .new_thread()
+                .map_err(|_| Errno::EAGAIN.because("platform cannot create a vfork thread"))?;
+            (parent_mm.clone(), Some(seed))
+        } else {
+            let mm = lock(&parent_mm).fork(&mut *self.ctx)?;
+            (Arc::new(Mutex::new(mm)), None)
+        };
         let parent_fds = self.task.tg.fds().ok_or(Errno::EBADF)?;
         let fds = if flags & CLONE_FILES != 0 {
             parent_fds
@@ -126,7 +139,7 @@ impl TaskRunner {
                 return Err(Errno::EAGAIN.because("sandbox shutting down"));
             }
             let pid = ts.ns.alloc()?;
-            let tg = ThreadGroup::new(pid, Arc::new(Mutex::new(child_mm)), fds, fs, limits);
+            let tg = ThreadGroup::new(pid, child_mm, fds, fs, limits);
             *lock(&tg.exe) = lock(&self.task.tg.exe).clone();
             *lock(&tg.cmdline) = lock(&self.task.tg.cmdline).clone();
             let task = Task::new(pid, tg.clone(), local);
@@ -188,7 +201,7 @@ impl TaskRunner {
             let _ = self.write_u32(ptid, pid as u32);
         }
 
-        if let Err(e) = self.spawn_child(task, regs) {
+        if let Err(e) = self.spawn_child(task, regs, seed) {
             self.abort_child(pid);
             return Err(e);
         }
@@ -325,14 +338,23 @@ impl TaskRunner {
 
     /// Starts the child's host thread, which creates its platform context;
     /// fails (EAGAIN) if that does not work.
-    fn spawn_child(&self, task: Arc<Task>, regs: crate::platform::Registers) -> SysResult<()> {
+    fn spawn_child(
+        &self,
+        task: Arc<Task>,
+        regs: crate::platform::Registers,
+        seed: Option<Box<dyn crate::platform::ThreadSeed>>,
+    ) -> SysResult<()> {
         let kernel = self.kernel.clone();
         let (tx, rx) = std::sync::mpsc::channel::<bool>();
         let name = format!("task-{}", task.tid);
         std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                let ctx = match kernel.platform().new_context() {
+                let ctx = match seed {
+                    Some(s) => s.attach(),
+                    None => kernel.platform().new_context(),
+                };
+                let ctx = match ctx {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::error!("cannot create a context for a new task: {e}");
