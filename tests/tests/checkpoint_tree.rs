@@ -70,3 +70,28 @@ fn process_tree_files_and_pending_signal_survive() {
         "overlay writes never reach the host"
     );
 }
+
+#[test]
+fn restore_refuses_a_host_file_changed_since_the_checkpoint() {
+    let env = Env::new();
+    let host_file = env.dir.path().join("input.bin");
+    std::fs::write(&host_file, vec![b'x'; 4096]).expect("host file");
+    let overlay_file = format!("/tmp/ckpt-tree-changed-{}", std::process::id());
+    let g = guest("ckpt_tree", Link::Static);
+    let mut sb = env.run("tree", &[path_str(&g), path_str(&host_file), &overlay_file]);
+    sb.wait_for("round 1 ", START);
+    let img = env.image("img");
+    env.checkpoint("tree", &img, &[]);
+    let _ = sb.finish(STEP);
+
+    std::fs::write(&host_file, vec![b'y'; 5000]).expect("change host file");
+    let o = env
+        .cmd(&["restore", "--image", path_str(&img)])
+        .output()
+        .expect("restore");
+
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(o.stdout.is_empty(), "no guest output");
+    assert!(err.contains("input.bin changed or vanished"), "{err}");
+}

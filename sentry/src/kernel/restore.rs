@@ -56,6 +56,11 @@ pub enum RestoreError {
     Shared,
     #[error("the restored state has no init process")]
     NoInit,
+    #[error("host file {path} changed or vanished since the checkpoint: {errno}")]
+    HostFileChanged {
+        path: String,
+        errno: crate::errno::Errno,
+    },
     #[error("cannot create the platform")]
     Platform(#[source] PlatformError),
     #[error("cannot create the context of task {tid}")]
@@ -185,7 +190,50 @@ pub fn load(path: &Path, progress: Option<&ProgressFn<'_>>) -> Result<LoadedImag
         }
         report.tasks = ts.tasks.len();
     }
+    check_host_files(&kernel)?;
     Ok(LoadedImage { kernel, report })
+}
+
+/// Reopens every host file the restored sandbox uses (open overlay files
+/// not copied up, and files mapped into address spaces) so one that
+/// changed since the checkpoint (size or mtime; checked by the overlay
+/// and `MappedFile`) or disappeared refuses the restore, naming it,
+/// instead of failing later with `EIO` inside the guest.
+fn check_host_files(kernel: &Kernel) -> Result<(), RestoreError> {
+    use crate::vfs::FileKind;
+    let groups: Vec<_> = kernel
+        .tasks()
+        .procs
+        .values()
+        .map(|p| p.tg.clone())
+        .collect();
+    for tg in groups {
+        if let Some(fds) = tg.fds() {
+            for fd in fds.fds() {
+                let Ok(f) = fds.get(fd) else { continue };
+                if let FileKind::Regular(node) = f.kind() {
+                    node.read_at(0, &mut [])
+                        .map_err(|errno| RestoreError::HostFileChanged {
+                            path: String::from_utf8_lossy(f.path()).into_owned(),
+                            errno,
+                        })?;
+                }
+            }
+        }
+        if let Some(mm) = tg.mm() {
+            let mm = super::thread_group::lock(&mm);
+            for vma in mm.vmas() {
+                if let crate::mm::VmaBacking::File { file, .. } = &vma.backing {
+                    file.read_at(0, &mut [])
+                        .map_err(|errno| RestoreError::HostFileChanged {
+                            path: file.path_name(),
+                            errno,
+                        })?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl LoadedImage {
