@@ -38,7 +38,49 @@ pub struct RunArgs {
 /// Default `PATH` when the caller has none (Linux login default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Host signals `sbx run` forwards to the sandbox instead of dying of them
+/// (see [`Kernel::signal_from_host`]).
+const FORWARDED: [nix::sys::signal::Signal; 7] = {
+    use nix::sys::signal::Signal::*;
+    [SIGINT, SIGQUIT, SIGTSTP, SIGWINCH, SIGTERM, SIGHUP, SIGUSR1]
+};
+
+/// Blocks [`FORWARDED`] in the calling thread, so every thread created
+/// after it inherits the mask and only the forwarder receives them (stubs
+/// reset their own mask).
+pub(crate) fn block_forwarded() -> Result<nix::sys::signal::SigSet> {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.thread_block()
+        .context("blocking the forwarded signals")?;
+    Ok(set)
+}
+
+/// Forwards signals sent to `sbx` into the sandbox until the process
+/// exits.
+pub(crate) fn spawn_forwarder(set: nix::sys::signal::SigSet, kernel: Arc<Kernel>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            match set.wait() {
+                Ok(sig) => {
+                    tracing::debug!(?sig, "forwarding a host signal into the sandbox");
+                    kernel.signal_from_host(sig as i32);
+                }
+                Err(e) => {
+                    tracing::error!("sigwait failed, no more signal forwarding: {e}");
+                    return;
+                }
+            }
+        })
+        .context("spawning the signal forwarder")?;
+    Ok(())
+}
+
 pub fn run(args: RunArgs) -> Result<i32> {
+    let forwarded = block_forwarded()?;
     let root = args
         .root
         .canonicalize()
@@ -97,6 +139,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         })
         .map_err(anyhow::Error::new)?;
     let _control = crate::control::spawn_server(reg, kernel.clone())?;
+    spawn_forwarder(forwarded, kernel.clone())?;
     let status = kernel.wait();
     tracing::info!(?status, "sandbox finished");
     Ok(status.shell_status())

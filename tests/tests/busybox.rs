@@ -182,3 +182,47 @@ fn named_pipe_between_a_writer_and_a_reader() {
     );
     assert_eq!(r.stdout_str(), "2000\np\n");
 }
+
+/// SIGINT (as from a terminal's Ctrl-C) and SIGTERM (as from a runtime's
+/// stop) sent to `sbx` reach the sandbox, whose handlers run, instead of
+/// killing `sbx`.
+#[test]
+fn host_signals_are_forwarded_into_the_sandbox() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(tests::sbx())
+        .args([
+            "run",
+            "--",
+            "/usr/bin/busybox",
+            "sh",
+            "-c",
+            "trap 'echo got INT' INT; trap 'echo got TERM; exit 7' TERM; echo ready; \
+             while true; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sbx");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line, "ready\n");
+    let kill = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    };
+    kill("-INT");
+    line.clear();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line, "got INT\n");
+    kill("-TERM");
+    line.clear();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line, "got TERM\n");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(7));
+}

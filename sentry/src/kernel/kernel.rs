@@ -302,6 +302,33 @@ impl Kernel {
         self.outcome_cv.notify_all();
     }
 
+    /// Delivers a signal from outside the sandbox, the way a terminal and
+    /// a container runtime would: keyboard and window signals (`SIGINT`,
+    /// `SIGQUIT`, `SIGTSTP`, `SIGWINCH`) go to the terminal's foreground
+    /// process group (Linux `n_tty` → `kill_pgrp`), everything else to
+    /// init. `si_code` is `SI_USER` from pid 0 (outside the namespace).
+    /// Returns whether any process received it.
+    pub fn signal_from_host(&self, sig: super::signal::Signal) -> bool {
+        use super::signal::{queue::SI_USER, SigInfo, SIGINT, SIGQUIT, SIGTSTP, SIGWINCH};
+        let info = SigInfo::user(sig, SI_USER, 0, 0);
+        let mut ts = self.tasks();
+        let targets = if [SIGINT, SIGQUIT, SIGTSTP, SIGWINCH].contains(&sig) {
+            let fg = ts.pgrp_members(ts.foreground_pgrp);
+            if fg.is_empty() {
+                vec![1]
+            } else {
+                fg
+            }
+        } else {
+            vec![1]
+        };
+        let mut any = false;
+        for p in targets {
+            any |= ts.send_to_process(p, info);
+        }
+        any
+    }
+
     /// Blocks until init exits; returns its status.
     pub fn wait(&self) -> ExitStatus {
         let mut o = lock(&self.outcome);
