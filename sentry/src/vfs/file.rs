@@ -643,14 +643,8 @@ impl FileDescription {
                 blksize: 4096,
                 ..Stat::default()
             }),
-            FileKind::Proc { node, data } => {
-                let mut st = node.stat(src);
-                if node.file_type() == FileType::Regular {
-                    st.size = 0;
-                    let _ = data;
-                }
-                Ok(st)
-            }
+            // Like Linux, proc files report size 0 (their text is generated).
+            FileKind::Proc { node, .. } => Ok(node.stat(src)),
             _ => match self.location() {
                 Some(loc) => Ok(loc.stat(src)),
                 None => Err(Errno::EBADF),
