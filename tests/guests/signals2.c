@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,6 +168,19 @@ int main(void) {
     errno = 0;
     CHECK(poll(&pfd, 1, 2000) == -1 && errno == EINTR);
     CHECK(waitpid(c, &st, 0) == c);
+
+    /* 7. Death by SIGSEGV without RLIMIT_CORE has no core bit (Linux
+     * sets it only when a dump was written). */
+    c = fork();
+    if (c == 0) {
+        struct rlimit rl = {0, 0};
+        setrlimit(RLIMIT_CORE, &rl);
+        signal(SIGSEGV, SIG_DFL);
+        raise(SIGSEGV);
+        _exit(0);
+    }
+    CHECK(waitpid(c, &st, 0) == c && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+    CHECK(!WCOREDUMP(st));
 
     printf("OK\n");
     return 0;

@@ -113,7 +113,7 @@ impl TaskRunner {
                         self.state = RunState::Exiting {
                             status: ExitStatus::Signaled {
                                 sig: super::super::signal::SIGSEGV,
-                                core: true,
+                                core: false,
                             },
                             group: true,
                         };
@@ -199,7 +199,13 @@ impl TaskRunner {
                         return Decision::Exit(ExitStatus::Signaled { sig, core: false })
                     }
                     DefaultAction::CoreDump => {
-                        return Decision::Exit(ExitStatus::Signaled { sig, core: true })
+                        // Linux sets the core bit only when a dump was
+                        // written, which needs RLIMIT_CORE > 0 (the
+                        // sentry writes none; the bit follows the limit).
+                        let core = lock(&p.tg.limits)
+                            .get(super::super::limits::RLIMIT_CORE)
+                            .is_ok_and(|r| r.cur > 0);
+                        return Decision::Exit(ExitStatus::Signaled { sig, core });
                     }
                 },
                 _ if sig == SIGKILL => {
