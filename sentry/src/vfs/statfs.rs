@@ -23,17 +23,18 @@ pub const PIPEFS_MAGIC: u64 = 0x5049_5045;
 pub const SOCKFS_MAGIC: u64 = 0x534f_434b;
 pub const ANON_INODE_FS_MAGIC: u64 = 0x0904_1934;
 
-/// `struct statfs` for a filesystem of type `magic`.
-pub fn statfs_bytes(magic: u64) -> [u8; STATFS_SIZE] {
+/// `struct statfs` for a filesystem of type `magic`; `space` is (used,
+/// limit) in bytes for filesystems that hold data.
+pub fn statfs_bytes(magic: u64, space: Option<(u64, u64)>) -> [u8; STATFS_SIZE] {
     let mut b = [0u8; STATFS_SIZE];
     let mut put = |i: usize, v: u64| b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    let sized = magic == OVERLAYFS_SUPER_MAGIC || magic == TMPFS_MAGIC;
     put(0, magic); // f_type
     put(1, 4096); // f_bsize
-    if sized {
-        put(2, 1 << 24); // f_blocks
-        put(3, 1 << 23); // f_bfree
-        put(4, 1 << 23); // f_bavail
+    if let Some((used, limit)) = space {
+        let free = limit.saturating_sub(used) / 4096;
+        put(2, limit / 4096); // f_blocks
+        put(3, free); // f_bfree
+        put(4, free); // f_bavail
         put(5, 1 << 20); // f_files
         put(6, 1 << 19); // f_ffree
     }
@@ -82,12 +83,20 @@ impl Vfs {
         src: &dyn ProcSource,
     ) -> SysResult<[u8; STATFS_SIZE]> {
         let loc = self.lookup(ctx, At::Cwd, path, true, src)?;
-        Ok(statfs_bytes(loc.fs_magic(self)))
+        Ok(self.statfs_of(loc.fs_magic(self)))
     }
 
     /// `fstatfs(2)`.
     pub fn fstatfs(&self, f: &FileDescription) -> [u8; STATFS_SIZE] {
-        statfs_bytes(f.fs_magic(self))
+        self.statfs_of(f.fs_magic(self))
+    }
+
+    /// The overlay and the tmpfs mounts share the overlay's budget.
+    fn statfs_of(&self, magic: u64) -> [u8; STATFS_SIZE] {
+        let b = self.overlay().budget();
+        let space =
+            (magic == OVERLAYFS_SUPER_MAGIC || magic == TMPFS_MAGIC).then(|| (b.used(), b.limit()));
+        statfs_bytes(magic, space)
     }
 
     /// Whether `n` is below `/dev/shm`.
@@ -109,7 +118,7 @@ mod tests {
 
     #[test]
     fn magic_is_the_first_field_and_namelen_the_ninth() {
-        let b = statfs_bytes(PROC_SUPER_MAGIC);
+        let b = statfs_bytes(PROC_SUPER_MAGIC, None);
         assert_eq!(u64::from_le_bytes(b[0..8].try_into().unwrap()), 0x9fa0);
         assert_eq!(u64::from_le_bytes(b[64..72].try_into().unwrap()), 255);
         assert_eq!(std::mem::size_of::<libc::statfs>(), STATFS_SIZE);

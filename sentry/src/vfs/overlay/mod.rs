@@ -13,6 +13,7 @@
 //! Lock order: `Overlay::tree` → `Node::state` (parent before child; a
 //! rename locks one directory at a time under `tree`).
 
+pub mod budget;
 pub mod lower;
 pub mod node;
 
@@ -59,11 +60,19 @@ pub enum OverlayNewError {
     NotADirectory { path: std::path::PathBuf },
 }
 
+/// What every node of one overlay shares: the lower layer and the upper
+/// layer's memory budget.
+#[derive(Debug, Stateify)]
+pub struct Layers {
+    pub host: HostRoot,
+    pub budget: budget::Budget,
+}
+
 /// The overlay filesystem.
 #[derive(Debug, Stateify)]
 #[state(after_load = "relink")]
 pub struct Overlay {
-    host: Arc<HostRoot>,
+    layers: Arc<Layers>,
     root: Arc<Node>,
     /// Serializes namespace changes (create, link, unlink, rmdir, rename);
     /// the analogue of Linux's `s_vfs_rename_mutex` plus directory
@@ -88,31 +97,27 @@ fn check_name(name: &[u8]) -> SysResult<()> {
 impl Overlay {
     /// An overlay over the host directory `root_dir`.
     pub fn new(root_dir: &Path) -> Result<Overlay, OverlayNewError> {
-        let host =
-            Arc::new(
-                HostRoot::open(root_dir).map_err(|source| OverlayNewError::OpenRoot {
-                    path: root_dir.to_path_buf(),
-                    source,
-                })?,
-            );
-        let st = host.lstat(b"").map_err(|e| OverlayNewError::OpenRoot {
+        let open_err = |source| OverlayNewError::OpenRoot {
             path: root_dir.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(e.code()),
-        })?;
+            source,
+        };
+        let host = HostRoot::open(root_dir).map_err(open_err)?;
+        let st = host
+            .lstat(b"")
+            .map_err(|e| open_err(std::io::Error::from_raw_os_error(e.code())))?;
         if st.file_type() != Some(FileType::Directory) {
             return Err(OverlayNewError::NotADirectory {
                 path: root_dir.to_path_buf(),
             });
         }
-        let root =
-            Node::from_lower(&host, Vec::new(), &st, std::sync::Weak::new(), b"").map_err(|e| {
-                OverlayNewError::OpenRoot {
-                    path: root_dir.to_path_buf(),
-                    source: std::io::Error::from_raw_os_error(e.code()),
-                }
-            })?;
-        Ok(Overlay {
+        let layers = Arc::new(Layers {
             host,
+            budget: budget::Budget::new(budget::Budget::default_limit()),
+        });
+        let root = Node::from_lower(&layers, Vec::new(), &st, std::sync::Weak::new(), b"")
+            .map_err(|e| open_err(std::io::Error::from_raw_os_error(e.code())))?;
+        Ok(Overlay {
+            layers,
             root,
             tree: Mutex::new(()),
             next_ino: AtomicU64::new(FIRST_UPPER_INO),
@@ -150,7 +155,7 @@ impl Overlay {
     /// tmpfs-like mount such as `/dev/shm`), with a fixed identity.
     pub fn new_detached_dir(&self, name: &[u8], perm: u32, ino: u64, dev: u64) -> Arc<Node> {
         Node::new_upper(
-            &self.host,
+            &self.layers,
             ino,
             dev,
             FileType::Directory,
@@ -168,9 +173,14 @@ impl Overlay {
         &self.root
     }
 
+    /// The upper layer's memory budget.
+    pub fn budget(&self) -> &budget::Budget {
+        &self.layers.budget
+    }
+
     /// The host directory under the overlay.
     pub fn host_root(&self) -> &Path {
-        self.host.path()
+        self.layers.host.path()
     }
 
     fn tree_lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -206,7 +216,7 @@ impl Overlay {
             NewNode::Fifo => (FileType::Fifo, None),
         };
         let node = Node::new_upper(
-            &self.host,
+            &self.layers,
             self.alloc_ino(),
             OVERLAY_DEV,
             ftype,

@@ -24,7 +24,9 @@ use checkpoints::Stateify;
 
 use crate::errno::{Errno, SysResult};
 use crate::vfs::lock::FileLocks;
-use crate::vfs::overlay::lower::{self, HostRoot};
+use crate::vfs::overlay::budget::Budget;
+use crate::vfs::overlay::lower;
+use crate::vfs::overlay::Layers;
 use crate::vfs::pipe::Pipe;
 use crate::vfs::stat::{FileType, Stat, Timespec};
 
@@ -38,8 +40,9 @@ pub struct Node {
     pub(crate) ino: u64,
     /// Guest-visible `st_dev`; immutable.
     pub(crate) dev: u64,
-    /// The lower layer, for reads of data not yet copied up.
-    pub(crate) host: Arc<HostRoot>,
+    /// The overlay's shared parts: the lower layer (for reads of data not
+    /// yet copied up) and the upper layer's budget.
+    pub(crate) layers: Arc<Layers>,
     /// Everything mutable. Lock order: see module docs.
     pub(crate) state: Mutex<NodeState>,
     /// Host file of the lower data, opened on first read. Host-only: not
@@ -118,13 +121,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Resizes file data to `len`, zero-filling; `ENOSPC` instead of aborting
-/// the sentry when the host cannot provide the memory (the overlay is the
-/// sandbox's disk: a full disk is what the guest should see).
-fn resize(data: &mut Vec<u8>, len: usize) -> SysResult<()> {
-    if len > data.len() {
-        data.try_reserve_exact(len - data.len())
-            .map_err(|_| Errno::ENOSPC.because("overlay memory exhausted"))?;
+/// Resizes file data to `len`, zero-filling, charging the overlay's
+/// budget; `ENOSPC` past the budget or when the host cannot provide the
+/// memory (the overlay is the sandbox's disk: a full disk is what the
+/// guest should see), never an abort of the sentry.
+fn resize(budget: &Budget, data: &mut Vec<u8>, len: usize) -> SysResult<()> {
+    let cur = data.len();
+    if len > cur {
+        budget.charge((len - cur) as u64)?;
+        if data.try_reserve_exact(len - cur).is_err() {
+            budget.credit((len - cur) as u64);
+            return Err(Errno::ENOSPC.because("host memory exhausted"));
+        }
+    } else {
+        budget.credit((cur - len) as u64);
     }
     data.resize(len, 0);
     if data.capacity() > 2 * len.max(4096) {
@@ -136,7 +146,7 @@ fn resize(data: &mut Vec<u8>, len: usize) -> SysResult<()> {
 impl Node {
     /// A node for the lower entry at `rel` whose host `lstat` is `st`.
     pub(crate) fn from_lower(
-        host: &Arc<HostRoot>,
+        layers: &Arc<Layers>,
         rel: Vec<u8>,
         st: &Stat,
         parent: Weak<Node>,
@@ -153,7 +163,7 @@ impl Node {
         Ok(Arc::new(Node {
             ino: st.ino,
             dev: st.dev,
-            host: host.clone(),
+            layers: layers.clone(),
             state: Mutex::new(NodeState {
                 ftype,
                 perm: st.mode & 0o7777,
@@ -180,7 +190,7 @@ impl Node {
     /// A new upper-only node.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_upper(
-        host: &Arc<HostRoot>,
+        layers: &Arc<Layers>,
         ino: u64,
         dev: u64,
         ftype: FileType,
@@ -201,7 +211,7 @@ impl Node {
         Arc::new(Node {
             ino,
             dev,
-            host: host.clone(),
+            layers: layers.clone(),
             state: Mutex::new(NodeState {
                 ftype,
                 perm: perm & 0o7777,
@@ -291,7 +301,7 @@ impl Node {
         if let Some(f) = &*f {
             return Ok(f.clone());
         }
-        let file = self.host.open_file(rel)?;
+        let file = self.layers.host.open_file(rel)?;
         let st = rustix::fs::fstat(&file).map_err(lower::host_errno)?;
         let host = Stat::from_host(&st);
         if host.size as u64 != size || host.mtime != mtime {
@@ -353,7 +363,7 @@ impl Node {
                 }
                 let f = self.lower_file(&rel, s.lower_size, s.mtime)?;
                 let mut data = Vec::new();
-                resize(&mut data, s.lower_size as usize)?;
+                resize(&self.layers.budget, &mut data, s.lower_size as usize)?;
                 let mut done = 0;
                 while done < data.len() {
                     match f.read_at(&mut data[done..], done as u64) {
@@ -362,12 +372,16 @@ impl Node {
                         Err(_) => return Err(Errno::EIO.because("copy-up read failed")),
                     }
                 }
-                data.truncate(done);
+                if done < data.len() {
+                    // The host file shrank under us: give back the rest.
+                    self.layers.budget.credit((data.len() - done) as u64);
+                    data.truncate(done);
+                }
                 s.data = data;
             }
             FileType::Symlink if s.target.is_none() => {
                 if let Some(rel) = &s.lower {
-                    s.target = Some(self.host.readlink(rel)?);
+                    s.target = Some(self.layers.host.readlink(rel)?);
                 }
             }
             _ => {}
@@ -406,7 +420,7 @@ impl Node {
             return Ok(0);
         }
         if (s.data.len() as u64) < end {
-            resize(&mut s.data, end as usize)?;
+            resize(&self.layers.budget, &mut s.data, end as usize)?;
         }
         s.data[off as usize..end as usize].copy_from_slice(buf);
         let now = Timespec::now();
@@ -427,7 +441,7 @@ impl Node {
             return Err(Errno::EFBIG.because("overlay file size limit"));
         }
         self.copy_up_locked(&mut s)?;
-        resize(&mut s.data, len as usize)?;
+        resize(&self.layers.budget, &mut s.data, len as usize)?;
         let now = Timespec::now();
         s.mtime = now;
         s.ctime = now;
@@ -447,7 +461,7 @@ impl Node {
             .lower
             .clone()
             .ok_or(Errno::EIO.because("symlink without target"))?;
-        let t = self.host.readlink(&rel)?;
+        let t = self.layers.host.readlink(&rel)?;
         s.target = Some(t.clone());
         Ok(t)
     }
@@ -541,8 +555,8 @@ impl Node {
             return Err(Errno::ENOENT);
         };
         let rel = lower::join(&lower_dir, name);
-        let st = self.host.lstat(&rel)?;
-        let node = Node::from_lower(&self.host, rel, &st, Arc::downgrade(self), name)?;
+        let st = self.layers.host.lstat(&rel)?;
+        let node = Node::from_lower(&self.layers, rel, &st, Arc::downgrade(self), name)?;
         dir.entries.insert(name.to_vec(), node.clone());
         Ok(node)
     }
@@ -554,7 +568,7 @@ impl Node {
             return false;
         }
         match &s.lower {
-            Some(l) => self.host.lstat(&lower::join(l, name)).is_ok(),
+            Some(l) => self.layers.host.lstat(&lower::join(l, name)).is_ok(),
             None => false,
         }
     }
@@ -571,7 +585,7 @@ impl Node {
         }
         let mut out: Vec<DirEntry> = Vec::new();
         if let (Some(l), false) = (&s.lower, dir.opaque) {
-            for e in self.host.list(l)? {
+            for e in self.layers.host.list(l)? {
                 if dir.whiteouts.contains(&e.name) || dir.entries.contains_key(&e.name) {
                     continue;
                 }
@@ -596,5 +610,13 @@ impl Node {
             });
         }
         Ok(out)
+    }
+}
+
+impl Drop for Node {
+    /// The node's data leaves the overlay with it.
+    fn drop(&mut self) {
+        let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.layers.budget.credit(s.data.len() as u64);
     }
 }

@@ -221,3 +221,24 @@ fn renamed_lower_file_keeps_reading_lower_data_without_copy_up() {
     assert!(!data.contains(&"a.txt".to_string()));
     assert!(fx.names("/etc", 4096).contains(&"a-moved".to_string()));
 }
+
+#[test]
+fn overlay_budget_gives_enospc_and_is_returned_by_unlink() {
+    let fx = fixture();
+    let budget = fx.vfs.overlay().budget();
+    budget.set_limit(budget.used() + 10_000);
+    let f = fx.open("/data/big", RW | libc::O_CREAT as u32).unwrap();
+    assert_eq!(f.write(&[1u8; 8_000]).unwrap(), 8_000);
+    assert_eq!(f.write(&[1u8; 4_000]).unwrap_err().code(), libc::ENOSPC);
+    assert_eq!(f.ftruncate(1 << 20).unwrap_err().code(), libc::ENOSPC);
+    // Copy-up of a lower file is charged too.
+    let before = budget.used();
+    fx.write_file("/data/a.txt", b"L", 0);
+    assert_eq!(budget.used(), before + 7);
+    drop(f);
+    fx.vfs.unlink(&fx.ctx, At::Cwd, b"/data/big", P).unwrap();
+    assert_eq!(budget.used(), before + 7 - 8_000);
+    let free = |b: [u8; 120]| u64::from_le_bytes(b[24..32].try_into().unwrap());
+    let st = fx.vfs.statfs(&fx.ctx, b"/", P).unwrap();
+    assert_eq!(free(st), (budget.limit() - budget.used()) / 4096);
+}
