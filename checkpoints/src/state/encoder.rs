@@ -40,9 +40,30 @@ pub(crate) struct Edge {
     pub(crate) weak: bool,
 }
 
-/// Hasher for allocation addresses: one multiply and a fold (SipHash would
-/// dominate the encoder's time on large graphs; the keys are not
-/// attacker-chosen).
+/// Index of `T` in the object-type table, adding it on first use.
+fn type_index<T: Stateify>(
+    index: &mut HashMap<TypeId, u32>,
+    names: &mut Vec<String>,
+    last: &mut Option<(TypeId, u32)>,
+) -> u32 {
+    let tid = TypeId::of::<T>();
+    if let Some((last_tid, ty)) = *last {
+        if last_tid == tid {
+            return ty;
+        }
+    }
+    let next_type = names.len() as u32;
+    let ty = *index.entry(tid).or_insert(next_type);
+    if ty == next_type {
+        names.push(T::type_name());
+    }
+    *last = Some((tid, ty));
+    ty
+}
+
+/// Hasher for allocation addresses (SipHash would dominate the encoder's
+/// time on large graphs; the keys are not attacker-chosen, and a bad
+/// distribution could only cost time).
 #[derive(Default)]
 pub(crate) struct AddrHasher(u64);
 
@@ -52,9 +73,13 @@ impl Hasher for AddrHasher {
             self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
         }
     }
+    /// Low bits: the address itself (allocation granularity shifted out),
+    /// so objects allocated together land in nearby buckets and a graph
+    /// walk stays cache-friendly; top 7 bits (hashbrown's tag): a mix of
+    /// the whole address, so tags still discriminate.
     fn write_u64(&mut self, n: u64) {
-        let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 29);
+        let mixed = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = ((n >> 4) & (u64::MAX >> 7)) | (mixed & !(u64::MAX >> 7));
     }
     fn write_usize(&mut self, n: usize) {
         self.write_u64(n as u64);
@@ -166,36 +191,23 @@ impl Encoder {
     /// Returns the id of the object `arc` points to, assigning one (and
     /// queueing its body) on first encounter.
     fn object_id<T: Stateify>(&mut self, arc: &Arc<T>) -> Result<u32, SaveError> {
+        use std::collections::hash_map::Entry;
         let addr = Arc::as_ptr(arc) as *const () as usize;
-        if let Some(&id) = self.graph.ids.get(&addr) {
-            return Ok(id);
-        }
-        let id = u32::try_from(self.graph.queue.len()).map_err(|_| SaveError::TooManyObjects {
+        let g = &mut self.graph;
+        let next = g.queue.len();
+        let slot = match g.ids.entry(addr) {
+            Entry::Occupied(e) => return Ok(*e.get()),
+            Entry::Vacant(v) => v,
+        };
+        let id = u32::try_from(next).map_err(|_| SaveError::TooManyObjects {
             limit: u32::MAX as usize,
         })?;
-        let ty = self.type_index::<T>();
-        self.graph.ids.insert(addr, id);
+        slot.insert(id);
+        let ty = type_index::<T>(&mut g.type_index, &mut g.type_names, &mut g.last_type);
         let erased: Arc<dyn ErasedObject> = arc.clone();
-        self.graph.queue.push(erased);
-        self.graph.obj_type.push(ty);
+        g.queue.push(erased);
+        g.obj_type.push(ty);
         Ok(id)
-    }
-
-    /// Index of `T` in the object-type table, adding it on first use.
-    fn type_index<T: Stateify>(&mut self) -> u32 {
-        let tid = TypeId::of::<T>();
-        if let Some((last, ty)) = self.graph.last_type {
-            if last == tid {
-                return ty;
-            }
-        }
-        let next_type = self.graph.type_names.len() as u32;
-        let ty = *self.graph.type_index.entry(tid).or_insert(next_type);
-        if ty == next_type {
-            self.graph.type_names.push(T::type_name());
-        }
-        self.graph.last_type = Some((tid, ty));
-        ty
     }
 
     fn record_edge(&mut self, to: u32, weak: bool) {
