@@ -201,6 +201,16 @@ fn atomics_and_locks_round_trip_their_values() {
 }
 
 #[test]
+fn once_lock_round_trips_set_and_unset() {
+    let v = (
+        std::sync::OnceLock::from(5u32),
+        std::sync::OnceLock::<String>::new(),
+    );
+    let back = round_trip(&v);
+    assert_eq!((back.0.get(), back.1.get()), (Some(&5), None));
+}
+
+#[test]
 fn byte_buffers_are_written_in_bulk() {
     let v: (Vec<u8>, Box<[u8]>, [u8; 4]) = (vec![0xAB; 1000], vec![0xCD; 3].into(), [1, 2, 3, 4]);
     let saved = state::save(&v).expect("save");

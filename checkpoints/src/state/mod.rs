@@ -344,15 +344,21 @@ fn read_objects(
     vtables: Vec<schema::ObjectVTable>,
     any_hooks: bool,
 ) -> Result<(), LoadError> {
+    let by_name: std::collections::HashMap<&str, usize> = vtables
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.name.as_str(), i))
+        .collect();
     let type_count = dec.read_len(1)?;
     let mut type_map = Vec::with_capacity(type_count);
     for _ in 0..type_count {
         let name = dec.read_str()?;
-        let vt = vtables.iter().position(|v| v.name == name).ok_or_else(|| {
-            LoadError::UnknownObjectType {
+        let vt = by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| LoadError::UnknownObjectType {
                 name: name.to_owned(),
-            }
-        })?;
+            })?;
         type_map.push(vt);
     }
     // Each object takes at least 3 bytes: type, body length, completion id.
@@ -424,6 +430,7 @@ fn read_objects(
         }
         frames.push(plan::Frame { id, open_at });
     }
+    drop(by_name);
     let any_hooks = any_hooks && vtables.iter().any(|v| v.has_hooks);
     let g = &mut dec.graph;
     g.vtables = vtables;

@@ -4,7 +4,11 @@
 //! (varints, zig-zag for signed; `usize`/`isize` as `u64`/`i64`), collections
 //! as a varint length followed by their elements, byte buffers (`Vec<u8>`,
 //! `Box<[u8]>`, `[u8; N]`) as one bulk copy, `Option`/`Result` as a varint
-//! tag, shared pointers as object references.
+//! tag (also `OnceLock`), shared pointers as object references.
+//!
+//! Not covered: trait objects (`Box<dyn T>`, `Arc<dyn T>`: use an enum of
+//! the implementations, or a `with` module), `Rc`/`RefCell` (kernel state
+//! is shared across threads), unsized pointees (`Arc<[T]>`, `Arc<str>`).
 
 mod collections;
 mod maps;

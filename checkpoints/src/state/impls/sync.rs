@@ -168,3 +168,50 @@ impl<T: Stateify> Stateify for Weak<T> {
         dec.load_weak()
     }
 }
+
+/// A `OnceLock<T>` is saved like `Option<T>` (set or not).
+impl<T: Stateify> Stateify for std::sync::OnceLock<T> {
+    const SHAPE: u64 = combine(hash_str("OnceLock"), T::SHAPE);
+    const MIN_SIZE: usize = 1;
+    const HAS_HOOKS: bool = T::HAS_HOOKS;
+    fn type_name() -> String {
+        format!("OnceLock<{}>", T::type_name())
+    }
+    fn visit_types(v: &mut TypeVisitor) {
+        T::visit_types(v);
+    }
+    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+        match self.get() {
+            None => {
+                enc.write_varint(0);
+                Ok(())
+            }
+            Some(x) => {
+                enc.write_varint(1);
+                x.save(enc)
+            }
+        }
+    }
+    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+        let cell = std::sync::OnceLock::new();
+        match dec.read_varint()? {
+            0 => {}
+            1 => {
+                // A fresh cell: `set` cannot find it already set.
+                let _ = cell.set(T::load(dec)?);
+            }
+            tag => {
+                return Err(LoadError::BadTag {
+                    type_name: "OnceLock",
+                    tag,
+                })
+            }
+        }
+        Ok(cell)
+    }
+    fn after_load_walk(&self, hooks: &mut AfterLoad) {
+        if let Some(x) = self.get() {
+            x.after_load_walk(hooks);
+        }
+    }
+}
