@@ -149,6 +149,27 @@ struct InboxState {
     closed: bool,
     /// The owner shut down reading.
     shut_rd: bool,
+    /// The owner's credentials (what its peers read with `SO_PEERCRED`).
+    cred: Option<Ucred>,
+}
+
+/// `struct ucred`: a socket owner's pid, uid and gid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Stateify)]
+pub struct Ucred {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Ucred {
+    /// The 12-byte `struct ucred`.
+    pub fn to_bytes(self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[0..4].copy_from_slice(&self.pid.to_le_bytes());
+        b[4..8].copy_from_slice(&self.uid.to_le_bytes());
+        b[8..12].copy_from_slice(&self.gid.to_le_bytes());
+        b
+    }
 }
 
 impl Inbox {
@@ -305,6 +326,26 @@ impl UnixSocket {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Records the creating (or listening) process's credentials, which
+    /// peers see with `SO_PEERCRED`. Linux takes them at `socket`,
+    /// `socketpair`, `listen` and `connect`.
+    pub fn set_cred(&self, cred: Ucred) {
+        self.inbox.lock().cred = Some(cred);
+    }
+
+    /// `SO_PEERCRED`: the peer's credentials; `ENOTCONN` when there is no
+    /// peer. A peer that never recorded any reports pid 0, uid/gid -1
+    /// (Linux's "no credentials").
+    pub fn peer_cred(&self) -> SysResult<Ucred> {
+        let peer = self.lock().peer_inbox.clone().ok_or(Errno::ENOTCONN)?;
+        let c = peer.lock().cred;
+        Ok(c.unwrap_or(Ucred {
+            pid: 0,
+            uid: u32::MAX,
+            gid: u32::MAX,
+        }))
+    }
+
     /// Whether the owning file description was closed.
     pub fn is_closed(&self) -> bool {
         self.inbox.lock().closed
@@ -403,6 +444,9 @@ impl UnixSocket {
             }
         }
         let server = UnixSocket::new(self.stype);
+        // The accepted socket speaks for the listener.
+        let listener_cred = target.inbox.lock().cred;
+        server.inbox.lock().cred = listener_cred;
         {
             let mut t = target.lock();
             let Some(l) = t.listening.as_mut() else {
@@ -936,5 +980,67 @@ mod release_tests {
         drop(a);
         // b's release drops a (its peer), whose release touches b's inbox.
         drop(b);
+    }
+}
+
+#[cfg(test)]
+mod cred_tests {
+    use super::*;
+
+    #[test]
+    fn peer_credentials_follow_the_connection() {
+        let names = UnixNames::default();
+        let server = UnixSocket::new(SockType::Stream);
+        server.set_cred(Ucred {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+        });
+        server
+            .bind(
+                &names,
+                UnixAddr::Abstract(b"c".to_vec()),
+                NameKey::Abstract(b"c".to_vec()),
+            )
+            .unwrap();
+        server.listen(1).unwrap();
+        let client = UnixSocket::new(SockType::Stream);
+        client.set_cred(Ucred {
+            pid: 42,
+            uid: 1000,
+            gid: 100,
+        });
+        assert_eq!(client.peer_cred().unwrap_err(), Errno::ENOTCONN);
+        client
+            .connect(&server, UnixAddr::Abstract(b"c".to_vec()), |s| {
+                FileDescription::new_socket(s, 0)
+            })
+            .unwrap();
+        let conn = server.accept().unwrap();
+        assert_eq!(
+            client.peer_cred().unwrap(),
+            Ucred {
+                pid: 1,
+                uid: 0,
+                gid: 0
+            }
+        );
+        assert_eq!(
+            conn.socket().unwrap().peer_cred().unwrap(),
+            Ucred {
+                pid: 42,
+                uid: 1000,
+                gid: 100
+            }
+        );
+        assert_eq!(
+            Ucred {
+                pid: 42,
+                uid: 1000,
+                gid: 100
+            }
+            .to_bytes()[0..4],
+            42i32.to_le_bytes()
+        );
     }
 }
