@@ -231,7 +231,8 @@ impl Vfs {
         let kind = match (ftype, &loc) {
             (FileType::Symlink, _) => return Err(Errno::ELOOP.because("O_NOFOLLOW on a symlink")),
             (FileType::Directory, _) => {
-                if writable || creat {
+                // Linux `build_open_flags`: O_TRUNC implies MAY_WRITE.
+                if writable || creat || o(libc::O_TRUNC) {
                     return Err(Errno::EISDIR);
                 }
                 let parent_ino = r.parent(&loc).stat(src).ino;
