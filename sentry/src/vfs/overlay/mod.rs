@@ -173,6 +173,49 @@ impl Overlay {
         &self.root
     }
 
+    /// Lower files the overlay still reads from the host (not copied up)
+    /// whose host size or mtime differ from what the overlay recorded:
+    /// after a restore, a non-empty answer means the root directory is
+    /// not the one the checkpoint was taken over. Reads of those files
+    /// fail with `EIO` anyway; this lets `restore` refuse early and say
+    /// which files differ. Returns their host-relative paths.
+    pub fn changed_lower_files(&self) -> Vec<Vec<u8>> {
+        let mut changed = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(n) = stack.pop() {
+            let (lower, ftype, copied_up, size, mtime, children) = {
+                let s = n.lock();
+                let children: Vec<Arc<Node>> = s
+                    .dir
+                    .as_ref()
+                    .map(|d| d.entries.values().cloned().collect())
+                    .unwrap_or_default();
+                (
+                    s.lower.clone(),
+                    s.ftype,
+                    s.copied_up,
+                    s.lower_size,
+                    s.mtime,
+                    children,
+                )
+            };
+            stack.extend(children);
+            let Some(rel) = lower else { continue };
+            if copied_up || ftype != FileType::Regular {
+                continue;
+            }
+            let same = self
+                .layers
+                .host
+                .lstat(&rel)
+                .is_ok_and(|st| st.size as u64 == size && st.mtime == mtime);
+            if !same {
+                changed.push(rel);
+            }
+        }
+        changed
+    }
+
     /// The upper layer's memory budget.
     pub fn budget(&self) -> &budget::Budget {
         &self.layers.budget

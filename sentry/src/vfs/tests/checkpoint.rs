@@ -106,6 +106,10 @@ fn lower_file_changed_after_checkpoint_is_refused() {
     std::fs::write(fx.lower.join("data/a.txt"), b"changed on the host").unwrap();
 
     let back = checkpoints::state::load::<Snapshot>(&saved).unwrap();
+    assert_eq!(
+        back.vfs.overlay().changed_lower_files(),
+        vec![b"data/a.txt".to_vec()]
+    );
 
     let f = back
         .vfs
