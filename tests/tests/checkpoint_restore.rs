@@ -26,7 +26,7 @@ fn counter_and_64_mib_of_memory_continue_after_restore() {
     let (_, sum_before) = tick(&sb.wait_for("tick 3 ", STEP));
     let img = env.image("img");
 
-    env.checkpoint("counter", &img, &[]);
+    env.checkpoint("counter", &img, &["--compression", "none"]);
     let (code, _) = sb.finish(STEP);
     let last = sb
         .seen
@@ -142,6 +142,10 @@ fn interval_timer_keeps_firing_after_restore() {
     let next = rs.next_line(STEP);
     let later = rs.next_line(STEP);
 
-    assert_eq!(next, format!("alarms {}", last + 1), "pause() rewound, timer still armed");
+    assert_eq!(
+        next,
+        format!("alarms {}", last + 1),
+        "pause() rewound, timer still armed"
+    );
     assert_eq!(later, format!("alarms {}", last + 2));
 }

@@ -168,13 +168,17 @@ pub fn load(path: &Path, progress: Option<&ProgressFn<'_>>) -> Result<LoadedImag
         threads: 0,
         progress,
     };
-    let stats = img
-        .restore_memory_with(&sink, &ropts)
-        .map_err(image_err(path))?;
+    report.memory_stored_bytes = img.manifest().memory_stored_len;
+    report.memory_bytes = match load_raw_memory(&img, &mf, progress)? {
+        Some(bytes) => bytes,
+        None => {
+            img.restore_memory_with(&sink, &ropts)
+                .map_err(image_err(path))?
+                .memory_restored_bytes
+        }
+    };
     drop(mf);
     report.memory_load = t.elapsed();
-    report.memory_bytes = stats.memory_restored_bytes;
-    report.memory_stored_bytes = stats.memory_stored_bytes;
 
     let Snapshot {
         monotonic_ns,
@@ -326,4 +330,113 @@ impl LoadedImage {
         tracing::info!(tasks = self.report.tasks, "sandbox restored");
         Ok((self.kernel, self.report))
     }
+}
+
+/// The memory load when every chunk is stored raw (`--compression none`,
+/// or zstd chunks that did not shrink): each run goes from `memory.bin`
+/// into the memory file with `sendfile(2)` (one in-kernel copy, no user
+/// buffers), then the chunk's crc32c is checked over the memory file's
+/// copy before anything may use it. Returns `None` (nothing done) when some
+/// chunk is compressed; the caller then uses the image reader's pipeline.
+fn load_raw_memory(
+    img: &DirImage,
+    mf: &crate::mm::MemoryFile,
+    progress: Option<&ProgressFn<'_>>,
+) -> Result<Option<u64>, RestoreError> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let m = img.manifest();
+    if m.chunks.iter().any(|c| c.codec != image::Codec::Raw) {
+        return Ok(None);
+    }
+    let mem_len = mf.size();
+    let total: u64 = m.chunks.iter().map(|c| c.raw_len).sum();
+    let next = AtomicUsize::new(0);
+    let done = AtomicU64::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+        .min(m.chunks.len().max(1));
+    let corrupt = |chunk: usize, c: &image::ChunkInfo| RestoreError::Image {
+        path: img.path().to_owned(),
+        source: ImageError::ChunkChecksumMismatch {
+            chunk: chunk as u64,
+            memory_offset: c.runs.first().map_or(0, |r| r.offset),
+        },
+    };
+    let work = || -> Result<(), RestoreError> {
+        // An own description of the memfd: sendfile writes at its file
+        // position, which must not be shared with other workers.
+        let proc_path = format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&mf.fd())
+        );
+        let out = rustix::fs::open(
+            proc_path.as_str(),
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|_| RestoreError::MemoryWrite { offset: 0 })?;
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(c) = m.chunks.get(i) else {
+                return Ok(());
+            };
+            if c.stored_len != c.raw_len {
+                return Err(corrupt(i, c));
+            }
+            let mut src = c.file_offset;
+            for r in &c.runs {
+                let len = r.len();
+                if r.offset.checked_add(len).is_none_or(|end| end > mem_len) {
+                    return Err(corrupt(i, c));
+                }
+                rustix::fs::seek(&out, rustix::fs::SeekFrom::Start(r.offset))
+                    .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
+                let mut left = len;
+                while left > 0 {
+                    let n = rustix::fs::sendfile(
+                        &out,
+                        img.memory_file(),
+                        Some(&mut src),
+                        left as usize,
+                    )
+                    .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
+                    if n == 0 {
+                        return Err(corrupt(i, c));
+                    }
+                    left -= n as u64;
+                }
+            }
+            let mut crc = 0u32;
+            for r in &c.runs {
+                let data = mf
+                    .slice(r.offset, r.len())
+                    .ok_or(RestoreError::MemoryWrite { offset: r.offset })?;
+                crc = crc32c::crc32c_append(crc, data);
+            }
+            if crc != c.crc32c {
+                return Err(corrupt(i, c));
+            }
+            let d = done.fetch_add(c.raw_len, Ordering::Relaxed) + c.raw_len;
+            if let Some(p) = progress {
+                if p(image::Progress { done: d, total }).is_break() {
+                    return Err(RestoreError::MemoryWrite { offset: 0 });
+                }
+            }
+        }
+    };
+    let results: Vec<Result<(), RestoreError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or(Err(RestoreError::MemoryWrite { offset: 0 }))
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    Ok(Some(total))
 }
