@@ -187,3 +187,70 @@ fn object_held_only_outside_the_graph_comes_back_dangling() {
     assert!(back.0.upgrade().is_none());
     assert!(back.1.upgrade().is_none());
 }
+
+/// Refuses to load the value 0 (an error raised on demand).
+mod refuse_zero {
+    use checkpoints::state::{Decoder, Encoder, LoadError, SaveError};
+
+    pub const FINGERPRINT: u64 = 1;
+
+    pub fn save(v: &u32, enc: &mut Encoder) -> Result<(), SaveError> {
+        enc.write_varint(u64::from(*v));
+        Ok(())
+    }
+
+    pub fn load(dec: &mut Decoder<'_>) -> Result<u32, LoadError> {
+        match dec.read_varint()? {
+            0 => Err(LoadError::InvalidValue {
+                type_name: "u32",
+                reason: "zero refused",
+            }),
+            v => u32::try_from(v).map_err(|_| LoadError::BadVarint),
+        }
+    }
+}
+
+#[derive(Stateify)]
+struct Link {
+    #[state(with = "refuse_zero")]
+    v: u32,
+    prev: Mutex<Weak<Link>>,
+    next: Mutex<Weak<Link>>,
+}
+
+#[test]
+fn error_in_the_innermost_of_thousands_of_frames_is_returned() {
+    // Links point at both neighbours weakly: one cycle, so links 1.. are
+    // built in nested frames and link 0 — which fails to load — is decoded
+    // innermost.
+    let links: Vec<Arc<Link>> = (0..MAX_OPEN_FRAMES as u32)
+        .map(|v| {
+            Arc::new(Link {
+                v,
+                prev: Mutex::new(Weak::new()),
+                next: Mutex::new(Weak::new()),
+            })
+        })
+        .collect();
+    for pair in links.windows(2) {
+        *pair[0].next.lock().expect("unpoisoned") = Arc::downgrade(&pair[1]);
+        *pair[1].prev.lock().expect("unpoisoned") = Arc::downgrade(&pair[0]);
+    }
+    let saved = state::save(&links).expect("save");
+    let result = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || state::load::<Vec<Arc<Link>>>(&saved).err())
+        .expect("spawn")
+        .join()
+        .expect("no abort");
+    assert!(
+        matches!(
+            result,
+            Some(state::LoadError::InvalidValue {
+                reason: "zero refused",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}

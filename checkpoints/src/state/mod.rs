@@ -20,12 +20,15 @@
 //! to a not-yet-finished `T` only inside `Arc::new_cyclic`. So:
 //!
 //! 1. The saver records the references of each body (strong/weak) and
-//!    computes a *completion order*: a depth-first post-order over strong
-//!    references, objects in id order — each object after everything it
-//!    holds strongly. A strong cycle cannot be rebuilt and is refused at
-//!    save time ([`SaveError::StrongCycle`]).
+//!    computes a *completion order*: the strongly connected components of
+//!    the reference graph in reverse topological order (so references that
+//!    leave a cycle always point at finished objects), and within each
+//!    component a depth-first post-order over strong references — each
+//!    object after everything it holds strongly. A strong cycle cannot be
+//!    rebuilt and is refused at save time ([`SaveError::StrongCycle`]).
 //! 2. An object that is the target of a `Weak` in a body decoded no later
-//!    than its own (e.g. a directory whose children precede it) is a
+//!    than its own — only possible inside a cycle, e.g. a directory whose
+//!    children point back at it — is a
 //!    *forward* object: it is built in an `Arc::new_cyclic` *frame* that
 //!    opens at the completion position of its first weak referrer and
 //!    closes at its own. Frames must nest; where two would overlap, the

@@ -1,9 +1,15 @@
 //! The save-side construction plan (see the [`crate::state`] module docs).
 //!
-//! - `completion`: depth-first post-order over *strong* references, from
-//!   objects in id order — every object after everything it holds strongly.
-//!   A strong reference back to an object on the DFS stack is a strong
-//!   cycle, which safe Rust cannot rebuild: [`SaveError::StrongCycle`].
+//! - `completion`: the strongly connected components of the reference
+//!   graph (strong and weak references) in reverse topological order
+//!   (Tarjan's algorithm, objects in id order), so every reference that
+//!   leaves a component — strong or weak — points at an object already
+//!   built; within a component, depth-first post-order over *strong*
+//!   references from its objects in id order — every object after
+//!   everything it holds strongly. A strong reference back to an object on
+//!   that DFS stack is a strong cycle, which safe Rust cannot rebuild:
+//!   [`SaveError::StrongCycle`]. Only weak references inside a cycle can
+//!   then point forward.
 //! - `frames`: *forward* objects — targets of a `Weak` in a body decoded no
 //!   later than their own (including weak self-references) — each with the
 //!   completion position at which its `Arc::new_cyclic` frame opens. A frame
@@ -47,7 +53,7 @@ pub(crate) fn compute(
     for i in 0..n {
         start[i + 1] += start[i];
     }
-    let completion = strong_post_order(n, edges, &start, &type_of)?;
+    let completion = completion_order(n, edges, &start, &type_of)?;
     let mut pos = vec![0usize; n];
     for (p, &id) in completion.iter().enumerate() {
         pos[id as usize] = p;
@@ -112,50 +118,123 @@ fn max_depth(frames: &[Frame], pos: &[usize]) -> usize {
     depth
 }
 
-fn strong_post_order(
+/// Components in reverse topological order, each in strong post-order.
+fn completion_order(
     n: usize,
     edges: &[Edge],
     start: &[usize],
     type_of: &impl Fn(u32) -> String,
 ) -> Result<Vec<u32>, SaveError> {
+    let components = tarjan(n, edges, start);
+    let mut comp_of = vec![0u32; n];
+    for (c, members) in components.iter().enumerate() {
+        for &m in members {
+            comp_of[m as usize] = c as u32;
+        }
+    }
     // 0 = unvisited, 1 = on stack, 2 = done.
     let mut state = vec![0u8; n];
     let mut order = Vec::with_capacity(n);
     let mut stack: Vec<(u32, usize)> = Vec::new();
-    for root in 0..n as u32 {
-        if state[root as usize] != 0 {
-            continue;
-        }
-        state[root as usize] = 1;
-        stack.push((root, start[root as usize]));
-        while let Some(top) = stack.last_mut() {
-            let (node, next) = *top;
-            if next < start[node as usize + 1] {
-                top.1 += 1;
-                let e = edges[next];
-                if e.weak {
-                    continue;
-                }
-                match state[e.to as usize] {
-                    0 => {
-                        state[e.to as usize] = 1;
-                        stack.push((e.to, start[e.to as usize]));
+    for (c, members) in components.iter().enumerate() {
+        let mut roots = members.clone();
+        roots.sort_unstable();
+        for root in roots {
+            if state[root as usize] != 0 {
+                continue;
+            }
+            state[root as usize] = 1;
+            stack.push((root, start[root as usize]));
+            while let Some(top) = stack.last_mut() {
+                let (node, next) = *top;
+                if next < start[node as usize + 1] {
+                    top.1 += 1;
+                    let e = edges[next];
+                    // Weak references, and references out of the component
+                    // (built already), impose nothing here.
+                    if e.weak || comp_of[e.to as usize] as usize != c {
+                        continue;
                     }
-                    1 => {
-                        return Err(SaveError::StrongCycle {
-                            type_name: type_of(e.to),
-                        })
+                    match state[e.to as usize] {
+                        0 => {
+                            state[e.to as usize] = 1;
+                            stack.push((e.to, start[e.to as usize]));
+                        }
+                        1 => {
+                            return Err(SaveError::StrongCycle {
+                                type_name: type_of(e.to),
+                            })
+                        }
+                        _ => {}
                     }
-                    _ => {}
+                } else {
+                    state[node as usize] = 2;
+                    order.push(node);
+                    stack.pop();
                 }
-            } else {
-                state[node as usize] = 2;
-                order.push(node);
-                stack.pop();
             }
         }
     }
     Ok(order)
+}
+
+/// Tarjan's strongly connected components over all references, iterative,
+/// roots in id order; components come out in reverse topological order
+/// (a component after every component it refers to).
+fn tarjan(n: usize, edges: &[Edge], start: &[usize]) -> Vec<Vec<u32>> {
+    const UNVISITED: u32 = u32::MAX;
+    let mut index = vec![UNVISITED; n];
+    let mut low = vec![0u32; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<u32> = Vec::new();
+    let mut call: Vec<(u32, usize)> = Vec::new();
+    let mut counter = 0u32;
+    let mut components = Vec::new();
+    for root in 0..n as u32 {
+        if index[root as usize] != UNVISITED {
+            continue;
+        }
+        index[root as usize] = counter;
+        low[root as usize] = counter;
+        counter += 1;
+        stack.push(root);
+        on_stack[root as usize] = true;
+        call.push((root, start[root as usize]));
+        while let Some(top) = call.last_mut() {
+            let (v, next) = *top;
+            if next < start[v as usize + 1] {
+                top.1 += 1;
+                let w = edges[next].to;
+                if index[w as usize] == UNVISITED {
+                    index[w as usize] = counter;
+                    low[w as usize] = counter;
+                    counter += 1;
+                    stack.push(w);
+                    on_stack[w as usize] = true;
+                    call.push((w, start[w as usize]));
+                } else if on_stack[w as usize] {
+                    low[v as usize] = low[v as usize].min(index[w as usize]);
+                }
+                continue;
+            }
+            call.pop();
+            if let Some(&(u, _)) = call.last() {
+                low[u as usize] = low[u as usize].min(low[v as usize]);
+            }
+            if low[v as usize] == index[v as usize] {
+                let mut members = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w as usize] = false;
+                    members.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                components.push(members);
+            }
+        }
+    }
+    components
 }
 
 #[cfg(test)]
@@ -214,6 +293,32 @@ mod tests {
         ];
         let plan = compute(3, &edges, |_| String::new()).expect("plan");
         assert_eq!(plan.frames, vec![frame(2, 0), frame(1, 0)]);
+    }
+
+    #[test]
+    fn one_way_weak_chain_needs_no_frames() {
+        // 0 ⇢ 1 ⇢ 2 ⇢ 3 (weak "next" pointers, no cycle).
+        let edges = [edge(0, 1, true), edge(1, 2, true), edge(2, 3, true)];
+        let plan = compute(4, &edges, |_| String::new()).expect("plan");
+        assert_eq!(plan.completion, vec![3, 2, 1, 0]);
+        assert!(plan.frames.is_empty());
+    }
+
+    #[test]
+    fn weak_registry_needs_no_frames() {
+        // Object 0 (e.g. a name table) refers weakly to 1, 2, 3; they refer
+        // strongly to 4 (shared), nothing refers back.
+        let edges = [
+            edge(0, 1, true),
+            edge(0, 2, true),
+            edge(0, 3, true),
+            edge(1, 4, false),
+            edge(2, 4, false),
+            edge(3, 4, false),
+        ];
+        let plan = compute(5, &edges, |_| String::new()).expect("plan");
+        assert_eq!(plan.completion, vec![4, 1, 2, 3, 0]);
+        assert!(plan.frames.is_empty());
     }
 
     #[test]
