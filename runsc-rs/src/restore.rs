@@ -37,7 +37,7 @@ pub struct RestoreArgs {
 
 /// Draws `what: NN% (done/total MiB)` on stderr (a terminal).
 pub fn show_progress(what: &str, done: u64, total: u64) {
-    let pct = if total == 0 { 100 } else { done * 100 / total };
+    let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
     let mut e = std::io::stderr().lock();
     let _ = write!(
         e,
