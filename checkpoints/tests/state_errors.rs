@@ -404,3 +404,20 @@ fn error_inside_a_construction_frame_is_returned() {
         &back
     ));
 }
+
+#[test]
+fn two_types_with_one_schema_name_are_refused() {
+    #[derive(Stateify)]
+    #[state(name = "model.Same")]
+    struct A {
+        x: u32,
+    }
+    #[derive(Stateify)]
+    #[state(name = "model.Same")]
+    struct B {
+        y: String,
+    }
+    let v = (A { x: 1 }, B { y: String::new() });
+    let err = state::save(&v).err();
+    assert!(matches!(err, Some(SaveError::DuplicateTypeName { name }) if name == "model.Same"));
+}

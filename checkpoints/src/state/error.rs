@@ -40,6 +40,13 @@ pub enum SaveError {
         /// The limit.
         limit: usize,
     },
+    /// Two different types of the graph have the same schema name (two
+    /// `#[state(name = "…")]` attributes agree by mistake).
+    #[error("two different types are named {name} in the schema")]
+    DuplicateTypeName {
+        /// The shared name.
+        name: String,
+    },
     /// A lock in the graph stayed held by someone else for the whole
     /// timeout (`impls::sync::LOCK_TIMEOUT`): the graph is not quiescent, or
     /// the caller holds a lock of the graph it asked to save.
@@ -164,6 +171,12 @@ pub enum LoadError {
         expected: String,
         /// Root type in the input.
         found: String,
+    },
+    /// Two different types of this build have the same schema name.
+    #[error("two different types are named {name} in this build's schema")]
+    DuplicateTypeName {
+        /// The shared name.
+        name: String,
     },
     /// The state was written by a build whose types differ from this one.
     /// `type_name` is the first differing type in the saved table's order

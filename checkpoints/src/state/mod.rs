@@ -169,7 +169,9 @@ pub struct LoadReport {
 /// bodies are written one after another, never nested), and gives up with
 /// [`SaveError::LockBusy`] after [`LOCK_TIMEOUT`].
 pub fn save<T: Stateify>(root: &T) -> Result<SavedState, SaveError> {
-    let schema = schema_of::<T>();
+    let schema = schema::visit::<T>()
+        .map_err(|name| SaveError::DuplicateTypeName { name })?
+        .into_schema(T::type_name());
     let mut enc = Encoder::new();
     root.save(&mut enc)?;
     let root_bytes = std::mem::take(&mut enc.buf);
@@ -243,8 +245,7 @@ pub fn load_with_report<T: Stateify>(
     input: &(impl AsRef<[u8]> + ?Sized),
 ) -> Result<(T, LoadReport), LoadError> {
     let input = input.as_ref();
-    let mut visitor = TypeVisitor::default();
-    T::visit_types(&mut visitor);
+    let visitor = schema::visit::<T>().map_err(|name| LoadError::DuplicateTypeName { name })?;
     let (schema, vtables, any_hooks) = visitor.split(T::type_name());
 
     let mut dec = Decoder::new(input);

@@ -41,6 +41,16 @@ pub fn schema_of<T: Stateify>() -> Schema {
     v.into_schema(T::type_name())
 }
 
+/// Walks `T`'s types; fails if two different types share a schema name.
+pub(crate) fn visit<T: Stateify>() -> Result<TypeVisitor, String> {
+    let mut v = TypeVisitor::default();
+    T::visit_types(&mut v);
+    match v.name_conflict.take() {
+        Some(name) => Err(name),
+        None => Ok(v),
+    }
+}
+
 pub(crate) type BuildPlainFn = fn(&mut Decoder<'_>, u32) -> Result<(), LoadError>;
 pub(crate) type Continuation<'c> = &'c mut dyn FnMut(&mut Decoder<'_>) -> Result<(), LoadError>;
 pub(crate) type BuildCyclicFn =
@@ -67,6 +77,9 @@ pub struct TypeVisitor {
     /// Whether any derived type reached has an `after_load` hook; if none
     /// does, the loader skips hook ordering and walks altogether.
     pub(crate) any_hooks: bool,
+    /// First name used by two types with different fingerprints (two
+    /// `#[state(name = "…")]` attributes naming the same thing).
+    pub(crate) name_conflict: Option<String>,
 }
 
 impl std::fmt::Debug for TypeVisitor {
@@ -85,6 +98,13 @@ impl TypeVisitor {
     #[doc(hidden)]
     pub fn enter_type(&mut self, name: String, fingerprint: u64, has_hook: bool) -> bool {
         if self.seen_types.contains(&name) {
+            let same = self
+                .types
+                .iter()
+                .any(|t| t.name == name && t.fingerprint == fingerprint);
+            if !same && self.name_conflict.is_none() {
+                self.name_conflict = Some(name);
+            }
             return false;
         }
         self.any_hooks |= has_hook;
