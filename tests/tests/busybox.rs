@@ -226,3 +226,17 @@ fn host_signals_are_forwarded_into_the_sandbox() {
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(7));
 }
+
+/// bash probes its stdin with `getpeername`: with no socket families the
+/// answer is ENOTSOCK, silently, exactly as for a non-socket fd on Linux.
+#[test]
+fn bash_runs_without_unsupported_syscall_warnings() {
+    if !Path::new("/bin/bash").exists() {
+        eprintln!("skipped: /bin/bash not installed");
+        return;
+    }
+    let r = run_sbx(&["/bin/bash", "-c", "echo $((6*7))"], &Opts::default());
+    assert_eq!(r.stdout_str(), "42\n");
+    assert_eq!(String::from_utf8_lossy(&r.stderr), "");
+    assert_eq!(r.status, 0);
+}

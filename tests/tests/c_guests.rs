@@ -143,3 +143,8 @@ fn pthreads_mutex_condvar_kill_join_fork_exec_static() {
 fn pthreads_mutex_condvar_kill_join_fork_exec_dynamic() {
     self_check("threads", Link::Dynamic, &[], &Opts::default());
 }
+
+#[test]
+fn close_range_copy_file_range_sockets_absent_and_limits() {
+    self_check("misc", Link::Static, &[], &Opts::default());
+}

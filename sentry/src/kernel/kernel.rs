@@ -172,6 +172,14 @@ impl Kernel {
         }
     }
 
+    /// Logs that a syscall hit a feature the sandbox lacks (`why`), once
+    /// per sandbox per syscall number, like an unimplemented syscall.
+    pub fn log_unsupported(&self, nr: u64, name: &str, why: &str) {
+        if lock(&self.unimplemented).insert(nr) {
+            warn!(nr, name, "unsupported: {why}");
+        }
+    }
+
     /// A fresh, empty address space.
     pub fn new_mm(&self) -> MemoryManager {
         MemoryManager::new(self.mf.clone(), self.platform().max_user_address())

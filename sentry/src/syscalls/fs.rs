@@ -1128,3 +1128,89 @@ pub fn fremovexattr(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     file(t, a[0])?;
     Err(Errno::EOPNOTSUPP.because("no extended attributes in the overlay"))
 }
+
+/// `close_range(first, last, flags)` (Linux `fs/file.c`):
+/// `CLOSE_RANGE_CLOEXEC` marks instead of closing; `CLOSE_RANGE_UNSHARE`
+/// is accepted (the table is per process; threads share it, as after an
+/// unshare of a single-threaded caller).
+pub fn close_range(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    const CLOSE_RANGE_UNSHARE: u64 = 1 << 1;
+    const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+    let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2]);
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    let mut closed = Vec::new();
+    for fd in fds.fds() {
+        let u = fd as u32;
+        if u < first || u > last {
+            continue;
+        }
+        if flags & CLOSE_RANGE_CLOEXEC != 0 {
+            fds.set_cloexec(fd, true)?;
+        } else if let Ok(f) = fds.close(fd) {
+            closed.push(f);
+        }
+    }
+    drop(closed);
+    Ok(0)
+}
+
+/// `chroot(path)`: needs privilege (CAP_SYS_CHROOT, modelled as euid 0).
+pub fn chroot(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let p = nonempty(t.read_path(a[0])?)?;
+    if !t.task.local().creds.privileged() {
+        return Err(Errno::EPERM);
+    }
+    let mut ctx = fs_ctx(t);
+    {
+        let src = KernelProc {
+            kernel: &t.kernel,
+            current: t.pid(),
+        };
+        t.kernel.vfs.chroot(&mut ctx, &p, &src)?;
+    }
+    *lock(&t.task.tg.fs) = ctx;
+    Ok(0)
+}
+
+/// `copy_file_range(fd_in, off_in, fd_out, off_out, len, flags)`: through
+/// a sentry buffer (at most 1 MiB per call, a legal short count).
+pub fn copy_file_range(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    if a[5] != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let inp = file(t, a[0])?;
+    let out = file(t, a[2])?;
+    if !inp.is_readable() || !out.is_writable() {
+        return Err(Errno::EBADF);
+    }
+    if out.status_flags() & libc::O_APPEND as u32 != 0 {
+        return Err(Errno::EBADF);
+    }
+    let off_in = if a[1] != 0 {
+        Some(t.read_u64(a[1])? as i64)
+    } else {
+        None
+    };
+    let off_out = if a[3] != 0 {
+        Some(t.read_u64(a[3])? as i64)
+    } else {
+        None
+    };
+    if off_in.is_some_and(|o| o < 0) || off_out.is_some_and(|o| o < 0) {
+        return Err(Errno::EINVAL);
+    }
+    let data = do_read(t, &inp, (a[4] as usize).min(1 << 20), off_in)?;
+    let n = do_write(t, &out, &data, off_out)?;
+    if let Some(o) = off_in {
+        t.write_u64(a[1], (o + n as i64) as u64)?;
+    } else if n < data.len() {
+        let _ = inp.lseek(-((data.len() - n) as i64), libc::SEEK_CUR);
+    }
+    if let Some(o) = off_out {
+        t.write_u64(a[3], (o + n as i64) as u64)?;
+    }
+    Ok(n as u64)
+}

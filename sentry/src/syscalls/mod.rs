@@ -13,6 +13,7 @@
 pub mod fs;
 pub mod futex;
 pub mod mm;
+pub mod net;
 pub mod poll;
 pub mod process;
 pub mod signal;

@@ -767,3 +767,36 @@ pub fn setpriority(_t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     }
     Ok(0)
 }
+
+/// `personality(persona)`: only `PER_LINUX` (0); `0xffffffff` queries.
+pub fn personality(_t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    match a[0] as u32 {
+        0 | 0xffff_ffff => Ok(0),
+        _ => Err(Errno::EINVAL.because("only PER_LINUX is supported")),
+    }
+}
+
+/// `mlock`/`munlock`/`mlock2`/`mlockall`/`munlockall`: accepted. Guest
+/// memory lives in the sentry's memory file and is never paged out by the
+/// sandbox, so locking changes nothing observable.
+pub fn mlock(_t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
+    Ok(0)
+}
+pub fn munlock(_t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
+    Ok(0)
+}
+pub fn mlock2(_t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    if a[2] & !1 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+pub fn mlockall(_t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    if a[0] == 0 || a[0] & !7 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+pub fn munlockall(_t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
+    Ok(0)
+}
