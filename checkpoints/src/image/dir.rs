@@ -236,6 +236,13 @@ pub fn read_dir(
     stats.state_stored_bytes = image.manifest.state.stored_len;
     stats.state_raw_bytes = image.manifest.state.raw_len;
     stats.state_time = state_time;
+    tracing::info!(
+        path = %path.display(),
+        sandbox = %image.manifest.head.meta.sandbox_id,
+        restored_bytes = stats.memory_restored_bytes,
+        elapsed_ms = (stats.manifest_time + stats.state_time + stats.memory_time).as_millis() as u64,
+        "checkpoint image read"
+    );
     Ok(RestoredImage {
         manifest: image.manifest,
         state,

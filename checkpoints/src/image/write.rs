@@ -90,7 +90,17 @@ pub fn write_dir(
 ) -> Result<WriteStats, WriteError> {
     check_input(input, opts)?;
     let backend = DirBackend::create(path, opts.sync)?;
-    encode(backend, input, opts)
+    let stats = encode(backend, input, opts)?;
+    tracing::info!(
+        path = %path.display(),
+        sandbox = %input.meta.sandbox_id,
+        memory_bytes = stats.memory_bytes,
+        stored_bytes = stats.memory_stored_bytes + stats.state_stored_bytes,
+        zero_pages = stats.zero_pages,
+        elapsed_ms = stats.total_time.as_millis() as u64,
+        "checkpoint image written"
+    );
+    Ok(stats)
 }
 
 /// Writes the image to a stream (pipe, socket). A stream cut short by an
