@@ -71,9 +71,9 @@ fn main() {
                 }
             }
         }
-        Command::Checkpoint(a) => extra(a.log_level.clone().as_deref(), || {
-            checkpoint::checkpoint(a)
-        }),
+        Command::Checkpoint(a) => {
+            extra(a.log_level.clone().as_deref(), || checkpoint::checkpoint(a))
+        }
         Command::Restore(a) => extra(a.log_level.clone().as_deref(), || restore::restore(a)),
         Command::List(a) => extra(None, || list::list(a)),
         Command::Kill(a) => extra(None, || kill::kill(a)),
