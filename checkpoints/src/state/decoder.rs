@@ -13,19 +13,28 @@ use super::varint::{self, VarintError};
 use super::{LoadError, Stateify};
 
 /// State of one object during load.
-pub(crate) enum Slot {
+pub(crate) enum Slot<T> {
     /// Not built yet.
     Empty,
-    /// Being built inside `Arc::new_cyclic`: holds its `Weak<T>`.
-    Open(Box<dyn Any>),
-    /// Built: holds its `Arc<T>`.
-    Done(Box<dyn Any>),
+    /// Being built inside `Arc::new_cyclic`: its `Weak`.
+    Open(Weak<T>),
+    /// Built.
+    Done(Arc<T>),
 }
+
+/// The slots of every object of one type, indexed by the object's index
+/// among objects of its type (one allocation per type, not per object).
+pub(crate) type TypedSlots<T> = Vec<Slot<T>>;
 
 /// Load-side object graph state.
 #[derive(Default)]
 pub(crate) struct LoadGraph {
-    pub(crate) slots: Vec<Slot>,
+    /// Object-type index (into `vtables`) → that type's `TypedSlots<T>`.
+    pub(crate) slots: Vec<Box<dyn Any>>,
+    /// Object id → index within its type's slots.
+    pub(crate) local: Vec<u32>,
+    /// Number of objects.
+    pub(crate) count: usize,
     /// Object id → (offset, length) of its body in the input.
     pub(crate) bodies: Vec<(usize, usize)>,
     /// Object id → index into `vtables`.
@@ -207,7 +216,7 @@ impl<'i> Decoder<'i> {
 
     /// Reads an object id and records the reference.
     fn object_ref(&mut self, raw: u64) -> Result<u32, LoadError> {
-        let count = self.graph.slots.len();
+        let count = self.graph.count;
         if raw >= count as u64 {
             return Err(LoadError::BadObjectRef { id: raw, count });
         }
@@ -221,19 +230,36 @@ impl<'i> Decoder<'i> {
         Ok(id)
     }
 
+    /// The slot of object `id`, if its type is `T`.
+    fn slot<T: Stateify>(&self, id: u32) -> Result<&Slot<T>, LoadError> {
+        let vt = self.graph.obj_vtable[id as usize];
+        self.graph.slots[vt]
+            .downcast_ref::<TypedSlots<T>>()
+            .and_then(|slots| slots.get(self.graph.local[id as usize] as usize))
+            .ok_or_else(|| LoadError::ObjectTypeMismatch {
+                id,
+                expected: T::type_name(),
+            })
+    }
+
+    /// Sets the slot of object `id` (of type `T`, as its vtable says).
+    pub(crate) fn set_slot<T: Stateify>(&mut self, id: u32, slot: Slot<T>) {
+        let vt = self.graph.obj_vtable[id as usize];
+        let local = self.graph.local[id as usize] as usize;
+        if let Some(s) = self.graph.slots[vt]
+            .downcast_mut::<TypedSlots<T>>()
+            .and_then(|v| v.get_mut(local))
+        {
+            *s = slot;
+        }
+    }
+
     /// Reads a strong reference to a built object.
     pub(crate) fn load_arc<T: Stateify>(&mut self) -> Result<Arc<T>, LoadError> {
         let raw = self.read_varint()?;
         let id = self.object_ref(raw)?;
-        match &self.graph.slots[id as usize] {
-            Slot::Done(b) => {
-                b.downcast_ref::<Arc<T>>()
-                    .cloned()
-                    .ok_or_else(|| LoadError::ObjectTypeMismatch {
-                        id,
-                        expected: T::type_name(),
-                    })
-            }
+        match self.slot::<T>(id)? {
+            Slot::Done(arc) => Ok(arc.clone()),
             Slot::Open(_) | Slot::Empty => Err(LoadError::ObjectNotReady { id }),
         }
     }
@@ -245,16 +271,9 @@ impl<'i> Decoder<'i> {
             return Ok(Weak::new());
         }
         let id = self.object_ref(raw - 1)?;
-        let mismatch = || LoadError::ObjectTypeMismatch {
-            id,
-            expected: T::type_name(),
-        };
-        match &self.graph.slots[id as usize] {
-            Slot::Done(b) => b
-                .downcast_ref::<Arc<T>>()
-                .map(Arc::downgrade)
-                .ok_or_else(mismatch),
-            Slot::Open(b) => b.downcast_ref::<Weak<T>>().cloned().ok_or_else(mismatch),
+        match self.slot::<T>(id)? {
+            Slot::Done(arc) => Ok(Arc::downgrade(arc)),
+            Slot::Open(weak) => Ok(weak.clone()),
             Slot::Empty => Err(LoadError::ObjectNotReady { id }),
         }
     }

@@ -23,7 +23,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 
-use super::decoder::Slot;
+use super::decoder::{Slot, TypedSlots};
 use super::schema::Continuation;
 use super::{AfterLoad, Decoder, LoadError, Stateify};
 
@@ -57,7 +57,7 @@ fn decode_body<T: Stateify>(dec: &mut Decoder<'_>, id: u32) -> Result<T, LoadErr
 /// Builds object `id` (not a forward target) with `Arc::new`.
 pub(crate) fn build_plain<T: Stateify>(dec: &mut Decoder<'_>, id: u32) -> Result<(), LoadError> {
     let value = decode_body::<T>(dec, id)?;
-    dec.graph.slots[id as usize] = Slot::Done(Box::new(Arc::new(value)));
+    dec.set_slot(id, Slot::Done(Arc::new(value)));
     Ok(())
 }
 
@@ -70,7 +70,7 @@ pub(crate) fn build_cyclic<T: Stateify>(
     inner: Continuation<'_>,
 ) -> Result<(), LoadError> {
     let arc = Arc::new_cyclic(|weak: &Weak<T>| {
-        dec.graph.slots[id as usize] = Slot::Open(Box::new(weak.clone()));
+        dec.set_slot(id, Slot::Open(weak.clone()));
         match inner(dec).and_then(|()| decode_body::<T>(dec, id)) {
             Ok(value) => value,
             Err(e) => {
@@ -79,15 +79,25 @@ pub(crate) fn build_cyclic<T: Stateify>(
             }
         }
     });
-    dec.graph.slots[id as usize] = Slot::Done(Box::new(arc));
+    dec.set_slot(id, Slot::Done(arc));
     Ok(())
 }
 
-/// Runs every object's hooks in its `walk`.
-pub(crate) fn walk<T: Stateify>(obj: &dyn Any, hooks: &mut AfterLoad) {
-    if let Some(arc) = obj.downcast_ref::<Arc<T>>() {
+/// Runs the hooks inside the built object at `local` of `slots` (a
+/// `TypedSlots<T>`).
+pub(crate) fn walk<T: Stateify>(slots: &dyn Any, local: usize, hooks: &mut AfterLoad) {
+    if let Some(Slot::Done(arc)) = slots
+        .downcast_ref::<TypedSlots<T>>()
+        .and_then(|v| v.get(local))
+    {
         T::after_load_walk(arc, hooks);
     }
+}
+
+/// Makes the slots of `count` objects of type `T`.
+pub(crate) fn new_slots<T: Stateify>(count: usize) -> Box<dyn Any> {
+    let slots: TypedSlots<T> = (0..count).map(|_| Slot::Empty).collect();
+    Box::new(slots)
 }
 
 /// Decodes bodies in completion order, opening frames where the plan says,
@@ -202,15 +212,17 @@ pub(crate) fn hook_order(n: usize, edges: &mut [(u32, u32)]) -> Vec<u32> {
 
 /// Runs every object's hooks in [`hook_order`].
 pub(crate) fn run_object_hooks(dec: &mut Decoder<'_>, hooks: &mut AfterLoad) {
-    let n = dec.graph.slots.len();
+    let n = dec.graph.count;
     let mut edges = std::mem::take(&mut dec.graph.edges);
     for id in hook_order(n, &mut edges) {
-        let vt = &dec.graph.vtables[dec.graph.obj_vtable[id as usize]];
-        if !vt.has_hooks {
-            continue;
-        }
-        if let Slot::Done(obj) = &dec.graph.slots[id as usize] {
-            (vt.walk)(&**obj, hooks);
+        let vt = dec.graph.obj_vtable[id as usize];
+        let table = &dec.graph.vtables[vt];
+        if table.has_hooks {
+            (table.walk)(
+                dec.graph.slots[vt].as_ref(),
+                dec.graph.local[id as usize] as usize,
+                hooks,
+            );
         }
     }
 }

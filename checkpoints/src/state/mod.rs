@@ -277,7 +277,7 @@ pub fn load_with_report<T: Stateify>(
         root.after_load_walk(&mut hooks);
     }
     let report = LoadReport {
-        objects: dec.graph.slots.len(),
+        objects: dec.graph.count,
         hooks_run: hooks.hooks_run(),
     };
     Ok((root, report))
@@ -442,7 +442,24 @@ fn read_objects(
     g.frames = frames;
     g.is_forward = is_forward;
     g.completion = completion;
-    g.slots = (0..n).map(|_| decoder::Slot::Empty).collect();
+    // Per-type slot tables: each object's index among objects of its type.
+    let mut per_type = vec![0u32; g.vtables.len()];
+    g.local = g
+        .obj_vtable
+        .iter()
+        .map(|&vt| {
+            let local = per_type[vt];
+            per_type[vt] += 1;
+            local
+        })
+        .collect();
+    g.slots = g
+        .vtables
+        .iter()
+        .zip(&per_type)
+        .map(|(v, &count)| (v.new_slots)(count as usize))
+        .collect();
+    g.count = n;
     // Offsets are assigned once the blob start is known.
     g.bodies = lens.into_iter().map(|len| (0, len)).collect();
     Ok(())

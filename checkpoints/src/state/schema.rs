@@ -55,7 +55,8 @@ pub(crate) type BuildPlainFn = fn(&mut Decoder<'_>, u32) -> Result<(), LoadError
 pub(crate) type Continuation<'c> = &'c mut dyn FnMut(&mut Decoder<'_>) -> Result<(), LoadError>;
 pub(crate) type BuildCyclicFn =
     fn(&mut Decoder<'_>, u32, Continuation<'_>) -> Result<(), LoadError>;
-pub(crate) type WalkFn = fn(&dyn Any, &mut AfterLoad);
+pub(crate) type WalkFn = fn(&dyn Any, usize, &mut AfterLoad);
+pub(crate) type NewSlotsFn = fn(usize) -> Box<dyn Any>;
 
 /// How to build and walk objects of one type, erased.
 pub(crate) struct ObjectVTable {
@@ -64,6 +65,7 @@ pub(crate) struct ObjectVTable {
     pub(crate) build_plain: BuildPlainFn,
     pub(crate) build_cyclic: BuildCyclicFn,
     pub(crate) walk: WalkFn,
+    pub(crate) new_slots: NewSlotsFn,
 }
 
 /// Collects the schema and object vtables; passed to
@@ -125,6 +127,7 @@ impl TypeVisitor {
             build_plain: graph_load::build_plain::<T>,
             build_cyclic: graph_load::build_cyclic::<T>,
             walk: graph_load::walk::<T>,
+            new_slots: graph_load::new_slots::<T>,
         });
         T::visit_types(self);
     }
