@@ -1,5 +1,5 @@
 /* Assorted fd and process calls: close_range (close and CLOEXEC),
- * copy_file_range, sockets absent (EAFNOSUPPORT / ENOTSOCK / EBADF),
+ * copy_file_range, no network (AF_INET: EAFNOSUPPORT), ENOTSOCK / EBADF,
  * personality query, getrlimit/setrlimit, umask, uname. Prints OK. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,7 +49,7 @@ int main(void) {
     rmdir(dir);
 
     errno = 0;
-    CHECK(socket(AF_UNIX, SOCK_STREAM, 0) == -1 && errno == EAFNOSUPPORT);
+    CHECK(socket(AF_INET, SOCK_STREAM, 0) == -1 && errno == EAFNOSUPPORT);
     struct sockaddr sa;
     socklen_t len = sizeof sa;
     errno = 0;
