@@ -55,6 +55,10 @@ impl ProcSource for KernelProc<'_> {
         self.tg(pid)?.fds().map(|f| f.proc_fd_targets())
     }
 
+    fn fd_file(&self, pid: i32, fd: i32) -> Option<std::sync::Arc<crate::vfs::FileDescription>> {
+        self.tg(pid)?.fds()?.get(fd).ok()
+    }
+
     fn maps_text(&self, pid: i32) -> Option<Vec<u8>> {
         let mm = self.tg(pid)?.mm()?;
         let text = lock(&mm).maps_text();

@@ -278,6 +278,9 @@ pub fn creat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
 pub fn close(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
     let f = fds.close(arg_i32(a[0]))?;
+    // Linux `filp_close` → `locks_remove_posix`: closing any fd of a file
+    // drops the process's record locks on it.
+    f.release_posix_locks(t.pid());
     drop(f);
     Ok(0)
 }
@@ -830,10 +833,48 @@ pub fn fadvise64(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-/// `flock`: the sandbox has one lock owner domain; locks always succeed
-/// (documented: no inter-process advisory locking yet).
+/// `flock(fd, op)`: without `LOCK_NB` a conflict sleeps on the file's
+/// lock queue (interruptible: `ERESTARTSYS`). Linux `fs/locks.c`.
 pub fn flock(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
-    file(t, a[0])?;
+    let f = file(t, a[0])?;
+    let op = arg_i32(a[1]);
+    match f.lock_queue() {
+        Some(q) if op & libc::LOCK_NB == 0 => {
+            t.block_on(q, crate::waiter::EVENT_ALL, None, |_| f.flock(op))?
+        }
+        _ => f.flock(op)?,
+    }
+    Ok(0)
+}
+
+/// `F_GETLK`/`F_SETLK`/`F_SETLKW` and their OFD forms on `f` with the
+/// `struct flock` at `arg`.
+fn record_lock(t: &mut TaskRunner, f: &Arc<FileDescription>, cmd: i32, arg: u64) -> SysResult<u64> {
+    use crate::vfs::lock::{FlockRecord, LockOwner, FLOCK_SIZE};
+    let rec = FlockRecord::from_bytes(&t.read_array::<FLOCK_SIZE>(arg)?);
+    let ofd = matches!(
+        cmd,
+        libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW
+    );
+    if ofd && rec.l_pid != 0 {
+        return Err(Errno::EINVAL.because("OFD lock with l_pid set"));
+    }
+    let owner = if ofd {
+        LockOwner::Description(f.id())
+    } else {
+        LockOwner::Process(t.pid())
+    };
+    match cmd {
+        libc::F_GETLK | libc::F_OFD_GETLK => {
+            let out = f.getlk(owner, &rec)?;
+            t.copy_out(arg, &out.to_bytes())?;
+        }
+        libc::F_SETLKW | libc::F_OFD_SETLKW => match f.lock_queue() {
+            Some(q) => t.block_on(q, crate::waiter::EVENT_ALL, None, |_| f.setlk(owner, &rec))?,
+            None => f.setlk(owner, &rec)?,
+        },
+        _ => f.setlk(owner, &rec)?,
+    }
     Ok(0)
 }
 
@@ -941,17 +982,12 @@ pub fn fcntl(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
             f.set_status_flags(arg as u32);
             Ok(0)
         }
-        libc::F_GETLK | libc::F_OFD_GETLK => {
-            // No conflicting lock ever exists: report F_UNLCK.
-            let mut fl = t.read_array::<32>(arg)?;
-            fl[0..2].copy_from_slice(&(libc::F_UNLCK as i16).to_le_bytes());
-            t.copy_out(arg, &fl)?;
-            Ok(0)
-        }
-        libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_SETLK | libc::F_OFD_SETLKW => {
-            t.read_array::<32>(arg)?;
-            Ok(0)
-        }
+        cmd @ (libc::F_GETLK
+        | libc::F_OFD_GETLK
+        | libc::F_SETLK
+        | libc::F_SETLKW
+        | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW) => record_lock(t, &f, cmd, arg),
         libc::F_GETOWN => Ok(0),
         libc::F_SETOWN => Ok(0),
         libc::F_GETPIPE_SZ => Ok(f.pipe_size()? as u64),

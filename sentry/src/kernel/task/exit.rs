@@ -322,6 +322,15 @@ pub fn exit_task(kernel: &Kernel, task: &Arc<Task>, status: ExitStatus, group: b
     let init_gone = pid == 1;
     drop(ts);
     drop(mm);
+    // Linux `locks_remove_posix` at exit: the process's record locks go
+    // (the table may still be shared, so only the locks are touched).
+    if let Some(table) = &fds {
+        for fd in table.fds() {
+            if let Ok(f) = table.get(fd) {
+                f.release_posix_locks(pid);
+            }
+        }
+    }
     drop(fds);
     debug!(pid, ?final_status, "process exited");
     if init_gone {
