@@ -84,6 +84,69 @@ fn flipped_byte_in_memory_chunk() {
     assert!(err.contains("checksum mismatch"), "{err}");
 }
 
+/// A compressible image (a shell: its memory is mostly code and zeros),
+/// written with zstd.
+fn zstd_image(env: &Env) -> PathBuf {
+    let mut sb = env.run(
+        "zsh",
+        &[
+            "/usr/bin/busybox",
+            "sh",
+            "-c",
+            "echo up; while true; do sleep 0.1; done",
+        ],
+    );
+    sb.wait_for("up", Duration::from_secs(60));
+    let img = env.image("zimg");
+    env.checkpoint("zsh", &img, &["--compression", "zstd:3"]);
+    let _ = sb.finish(Duration::from_secs(20));
+    img
+}
+
+#[test]
+fn flipped_byte_in_compressed_memory_chunk() {
+    let env = Env::new();
+    let img = zstd_image(&env);
+    let mem = img.join("memory.bin");
+    let len = std::fs::metadata(&mem).expect("stat").len() as usize;
+    flip(&mem, len / 2);
+
+    let o = env
+        .cmd(&["restore", "--image", path_str(&img)])
+        .output()
+        .expect("restore");
+
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(o.stdout.is_empty());
+    assert!(err.contains("checksum mismatch"), "{err}");
+}
+
+#[test]
+fn compressed_image_restores() {
+    let env = Env::new();
+    let img = zstd_image(&env);
+
+    let mut rs = env.restore(&img, "zstd-ok");
+    // The restored sandbox registers its control socket once it runs.
+    let mut killed = false;
+    for _ in 0..200 {
+        let o = env
+            .cmd(&["kill", "zstd-ok", "KILL"])
+            .output()
+            .expect("kill");
+        if o.status.success() {
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _) = rs.finish(Duration::from_secs(20));
+
+    assert!(killed, "restored shell answers its control socket");
+    assert_eq!(code, Some(128 + 9));
+}
+
 #[test]
 fn truncated_memory_file() {
     let (code, out, err) = restore_damaged(|d| {

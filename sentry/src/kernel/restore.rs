@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use checkpoints::image::{
-    self, CpuFeatures, DirImage, ImageError, Manifest, ProgressFn, ReadOptions, SchemaMismatch,
+    self, CpuFeatures, DirImage, ImageError, Manifest, ProgressFn, SchemaMismatch,
 };
 use checkpoints::state::{self, LoadError};
 
@@ -160,23 +160,8 @@ pub fn load(path: &Path, progress: Option<&ProgressFn<'_>>) -> Result<LoadedImag
 
     let t = Instant::now();
     let mf = snap.kernel.mf.clone();
-    let sink = |offset: u64, data: &[u8]| -> std::io::Result<()> {
-        mf.write(offset, data)
-            .map_err(|_| std::io::Error::other("memory file offset out of range"))
-    };
-    let ropts = ReadOptions {
-        threads: 0,
-        progress,
-    };
     report.memory_stored_bytes = img.manifest().memory_stored_len;
-    report.memory_bytes = match load_raw_memory(&img, &mf, progress)? {
-        Some(bytes) => bytes,
-        None => {
-            img.restore_memory_with(&sink, &ropts)
-                .map_err(image_err(path))?
-                .memory_restored_bytes
-        }
-    };
+    report.memory_bytes = load_memory(&img, &mf, progress)?;
     drop(mf);
     report.memory_load = t.elapsed();
 
@@ -332,22 +317,20 @@ impl LoadedImage {
     }
 }
 
-/// The memory load when every chunk is stored raw (`--compression none`,
-/// or zstd chunks that did not shrink): each run goes from `memory.bin`
-/// into the memory file with `sendfile(2)` (one in-kernel copy, no user
-/// buffers), then the chunk's crc32c is checked over the memory file's
-/// copy before anything may use it. Returns `None` (nothing done) when some
-/// chunk is compressed; the caller then uses the image reader's pipeline.
-fn load_raw_memory(
+/// The memory load, in parallel over chunks: a raw chunk goes from
+/// `memory.bin` into the memory file with `sendfile(2)` (one in-kernel
+/// copy, no user buffers) and its crc32c is then checked over the memory
+/// file's copy; a zstd chunk is read, checked (crc32c of the stored bytes)
+/// and decompressed straight into the memory file when it is one run, or
+/// through a scratch buffer. Nothing may use the memory before this
+/// returns `Ok` (no guest code has run yet). Returns the bytes restored.
+fn load_memory(
     img: &DirImage,
     mf: &crate::mm::MemoryFile,
     progress: Option<&ProgressFn<'_>>,
-) -> Result<Option<u64>, RestoreError> {
+) -> Result<u64, RestoreError> {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     let m = img.manifest();
-    if m.chunks.iter().any(|c| c.codec != image::Codec::Raw) {
-        return Ok(None);
-    }
     let mem_len = mf.size();
     let total: u64 = m.chunks.iter().map(|c| c.raw_len).sum();
     let next = AtomicUsize::new(0);
@@ -357,12 +340,15 @@ fn load_raw_memory(
         .unwrap_or(1)
         .clamp(1, 4)
         .min(m.chunks.len().max(1));
-    let corrupt = |chunk: usize, c: &image::ChunkInfo| RestoreError::Image {
+    let bad = |source: ImageError| RestoreError::Image {
         path: img.path().to_owned(),
-        source: ImageError::ChunkChecksumMismatch {
+        source,
+    };
+    let corrupt = |chunk: usize, c: &image::ChunkInfo| {
+        bad(ImageError::ChunkChecksumMismatch {
             chunk: chunk as u64,
             memory_offset: c.runs.first().map_or(0, |r| r.offset),
-        },
+        })
     };
     let work = || -> Result<(), RestoreError> {
         // An own description of the memfd: sendfile writes at its file
@@ -377,46 +363,97 @@ fn load_raw_memory(
             rustix::fs::Mode::empty(),
         )
         .map_err(|_| RestoreError::MemoryWrite { offset: 0 })?;
+        let mut dctx: Option<zstd::bulk::Decompressor<'static>> = None;
+        let mut stored = Vec::new();
+        let mut scratch = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(c) = m.chunks.get(i) else {
                 return Ok(());
             };
-            if c.stored_len != c.raw_len {
+            let runs_len: u64 = c.runs.iter().map(|r| r.len()).sum();
+            if runs_len != c.raw_len
+                || c.runs
+                    .iter()
+                    .any(|r| r.offset.checked_add(r.len()).is_none_or(|e| e > mem_len))
+            {
                 return Err(corrupt(i, c));
             }
-            let mut src = c.file_offset;
-            for r in &c.runs {
-                let len = r.len();
-                if r.offset.checked_add(len).is_none_or(|end| end > mem_len) {
-                    return Err(corrupt(i, c));
-                }
-                rustix::fs::seek(&out, rustix::fs::SeekFrom::Start(r.offset))
-                    .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
-                let mut left = len;
-                while left > 0 {
-                    let n = rustix::fs::sendfile(
-                        &out,
-                        img.memory_file(),
-                        Some(&mut src),
-                        left as usize,
-                    )
-                    .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
-                    if n == 0 {
+            match c.codec {
+                image::Codec::Raw => {
+                    if c.stored_len != c.raw_len {
                         return Err(corrupt(i, c));
                     }
-                    left -= n as u64;
+                    let mut src = c.file_offset;
+                    for r in &c.runs {
+                        rustix::fs::seek(&out, rustix::fs::SeekFrom::Start(r.offset))
+                            .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
+                        let mut left = r.len();
+                        while left > 0 {
+                            let n = rustix::fs::sendfile(
+                                &out,
+                                img.memory_file(),
+                                Some(&mut src),
+                                left as usize,
+                            )
+                            .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
+                            if n == 0 {
+                                return Err(corrupt(i, c));
+                            }
+                            left -= n as u64;
+                        }
+                    }
+                    let mut crc = 0u32;
+                    for r in &c.runs {
+                        let data = mf
+                            .slice(r.offset, r.len())
+                            .ok_or(RestoreError::MemoryWrite { offset: r.offset })?;
+                        crc = crc32c::crc32c_append(crc, data);
+                    }
+                    if crc != c.crc32c {
+                        return Err(corrupt(i, c));
+                    }
                 }
-            }
-            let mut crc = 0u32;
-            for r in &c.runs {
-                let data = mf
-                    .slice(r.offset, r.len())
-                    .ok_or(RestoreError::MemoryWrite { offset: r.offset })?;
-                crc = crc32c::crc32c_append(crc, data);
-            }
-            if crc != c.crc32c {
-                return Err(corrupt(i, c));
+                image::Codec::Zstd => {
+                    // Bounded by the manifest checks (MAX_CHUNK_SIZE).
+                    stored.resize(c.stored_len as usize, 0);
+                    std::os::unix::fs::FileExt::read_exact_at(
+                        img.memory_file(),
+                        &mut stored,
+                        c.file_offset,
+                    )
+                    .map_err(|_| corrupt(i, c))?;
+                    if crc32c::crc32c(&stored) != c.crc32c {
+                        return Err(corrupt(i, c));
+                    }
+                    let d = match &mut dctx {
+                        Some(d) => d,
+                        None => dctx.insert(
+                            zstd::bulk::Decompressor::new()
+                                .map_err(|_| RestoreError::MemoryWrite { offset: 0 })?,
+                        ),
+                    };
+                    let short = |source: Option<std::io::Error>| {
+                        bad(ImageError::ChunkDecompress {
+                            chunk: i as u64,
+                            source,
+                        })
+                    };
+                    scratch.resize(c.raw_len as usize, 0);
+                    let n = d
+                        .decompress_to_buffer(&stored, &mut scratch[..])
+                        .map_err(|e| short(Some(e)))?;
+                    if n as u64 != c.raw_len {
+                        return Err(short(None));
+                    }
+                    let mut at = 0usize;
+                    for r in &c.runs {
+                        let len = r.len() as usize;
+                        mf.write(r.offset, &scratch[at..at + len])
+                            .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
+                        at += len;
+                    }
+                }
             }
             let d = done.fetch_add(c.raw_len, Ordering::Relaxed) + c.raw_len;
             if let Some(p) = progress {
@@ -438,5 +475,5 @@ fn load_raw_memory(
     for r in results {
         r?;
     }
-    Ok(Some(total))
+    Ok(total)
 }
