@@ -148,3 +148,8 @@ fn pthreads_mutex_condvar_kill_join_fork_exec_dynamic() {
 fn close_range_copy_file_range_sockets_absent_and_limits() {
     self_check("misc", Link::Static, &[], &Opts::default());
 }
+
+#[test]
+fn eventfd_and_epoll_level_and_edge_triggered() {
+    self_check("epoll", Link::Static, &[], &Opts::default());
+}
