@@ -35,6 +35,50 @@ pub fn clone(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     t.do_clone(a[0], a[1], a[2], a[3], a[4])
 }
 
+/// `clone3(args, size)` (Linux `kernel/fork.c: copy_clone_args_from_user`):
+/// the same process creation as `clone`, from a `struct clone_args`. The
+/// stack is given as its lowest address and size. `set_tid`, pidfds
+/// (`CLONE_PIDFD`) and cgroups are not supported (EINVAL).
+pub fn clone3(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    const CLONE_ARGS_SIZE_VER0: u64 = 64;
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let size = a[1];
+    if size < CLONE_ARGS_SIZE_VER0 || size > 4096 {
+        return Err(Errno::EINVAL.because("bad clone_args size"));
+    }
+    let mut raw = vec![0u8; size as usize];
+    t.copy_in(a[0], &mut raw)?;
+    let w = |i: usize| -> u64 {
+        raw.get(i * 8..i * 8 + 8)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            .unwrap_or(0)
+    };
+    // Fields past the ones this kernel knows must be zero (Linux
+    // check_zeroed_user).
+    if raw.len() > 88 && raw[88..].iter().any(|b| *b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let (flags, pidfd, child_tid, parent_tid, exit_signal) = (w(0), w(1), w(2), w(3), w(4));
+    let (stack, stack_size, tls, set_tid, set_tid_size) = (w(5), w(6), w(7), w(8), w(9));
+    if flags & 0xff != 0 || exit_signal > 64 || flags & CLONE_INTO_CGROUP != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // `pidfd` is only read with CLONE_PIDFD (refused by do_clone).
+    let _ = pidfd;
+    if set_tid != 0 || set_tid_size != 0 {
+        return Err(Errno::EINVAL.because("clone3 set_tid not supported"));
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return Err(Errno::EINVAL);
+    }
+    let sp = if stack != 0 {
+        stack.checked_add(stack_size).ok_or(Errno::EINVAL)?
+    } else {
+        0
+    };
+    t.do_clone(flags | exit_signal, sp, parent_tid, child_tid, tls)
+}
+
 /// `fork()` = `clone(SIGCHLD)`.
 pub fn fork(t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
     t.do_clone(SIGCHLD as u64, 0, 0, 0, 0)

@@ -351,7 +351,7 @@ syscall_table! {
     432 fsmount => (),
     433 fspick => (),
     434 pidfd_open => (),
-    435 clone3 => (),
+    435 clone3 => (process::clone3),
     436 close_range => (fs::close_range),
     437 openat2 => (),
     438 pidfd_getfd => (),
