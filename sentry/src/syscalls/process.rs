@@ -43,7 +43,7 @@ pub fn clone3(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     const CLONE_ARGS_SIZE_VER0: u64 = 64;
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let size = a[1];
-    if size < CLONE_ARGS_SIZE_VER0 || size > 4096 {
+    if !(CLONE_ARGS_SIZE_VER0..=4096).contains(&size) {
         return Err(Errno::EINVAL.because("bad clone_args size"));
     }
     let mut raw = vec![0u8; size as usize];
