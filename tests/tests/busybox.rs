@@ -208,18 +208,15 @@ fn host_signals_are_forwarded_into_the_sandbox() {
     let mut line = String::new();
     out.read_line(&mut line).expect("read");
     assert_eq!(line, "ready\n");
-    let kill = |sig: &str| {
-        let ok = Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("child pid");
+    let kill = |sig: rustix::process::Signal| {
+        rustix::process::kill_process(pid, sig).expect("kill sbx");
     };
-    kill("-INT");
+    kill(rustix::process::Signal::Int);
     line.clear();
     out.read_line(&mut line).expect("read");
     assert_eq!(line, "got INT\n");
-    kill("-TERM");
+    kill(rustix::process::Signal::Term);
     line.clear();
     out.read_line(&mut line).expect("read");
     assert_eq!(line, "got TERM\n");
