@@ -4,8 +4,16 @@
  *   pipe        read(2) on a pipe a child writes to after 3 s.
  *   wait        wait4 for a child that exits with 7 after 3 s.
  *   sigsuspend  sigsuspend until a child sends SIGUSR1 after 3 s.
+ *   poll        poll(2) (timeout 10 s) on a pipe a child writes after 3 s.
+ *   select      select(2) (timeout 10 s), same pipe.
+ *   futex       FUTEX_WAIT (timeout 3 s) on a word nobody changes.
  * Prints "blocked" just before blocking and "done ..." after. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/select.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +91,41 @@ int main(int argc, char **argv) {
         int r = sigsuspend(&old);
         printf("done r=%d got=%d\n", r, (int)got);
         wait(0);
+        return 0;
+    }
+    if (!strcmp(mode, "poll") || !strcmp(mode, "select")) {
+        int p[2];
+        if (pipe(p)) return 2;
+        if (fork() == 0) {
+            close(p[0]);
+            child_sleep();
+            write(p[1], "x", 1);
+            _exit(0);
+        }
+        close(p[1]);
+        printf("blocked\n");
+        int r;
+        if (mode[0] == 'p') {
+            struct pollfd pfd = {p[0], POLLIN, 0};
+            r = poll(&pfd, 1, 10000);
+            printf("done r=%d revents=%d\n", r, pfd.revents);
+        } else {
+            fd_set rd;
+            FD_ZERO(&rd);
+            FD_SET(p[0], &rd);
+            struct timeval tv = {10, 0};
+            r = select(p[0] + 1, &rd, 0, 0, &tv);
+            printf("done r=%d ready=%d\n", r, FD_ISSET(p[0], &rd) ? 1 : 0);
+        }
+        wait(0);
+        return 0;
+    }
+    if (!strcmp(mode, "futex")) {
+        static int word = 0;
+        struct timespec ts = {3, 0};
+        printf("blocked\n");
+        long r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &ts, 0, 0);
+        printf("done r=%ld timedout=%d\n", r, errno == ETIMEDOUT);
         return 0;
     }
     return 3;

@@ -123,6 +123,24 @@ fn sigsuspend_resumes_after_restore() {
 }
 
 #[test]
+fn poll_resumes_after_restore() {
+    let (done, _) = block_and_restore("poll");
+    assert_eq!(done, "done r=1 revents=1");
+}
+
+#[test]
+fn select_resumes_after_restore() {
+    let (done, _) = block_and_restore("select");
+    assert_eq!(done, "done r=1 ready=1");
+}
+
+#[test]
+fn futex_wait_resumes_after_restore() {
+    let (done, _) = block_and_restore("futex");
+    assert_eq!(done, "done r=-1 timedout=1");
+}
+
+#[test]
 fn interval_timer_keeps_firing_after_restore() {
     let env = Env::new();
     let g = guest("ckpt_alarm", Link::Static);
