@@ -167,3 +167,25 @@ fn interval_timer_keeps_firing_after_restore() {
     );
     assert_eq!(later, format!("alarms {}", last + 2));
 }
+
+#[test]
+fn read_from_stdin_moves_to_the_restoring_callers_stdin() {
+    use std::io::Write;
+    let env = Env::new();
+    let script = "echo start; read x; echo got $x";
+    let mut sb = env.run_stdin_pipe("stdin", &["/usr/bin/busybox", "sh", "-c", script]);
+    sb.wait_for("start", START);
+    std::thread::sleep(Duration::from_millis(300));
+    let img = env.image("img");
+    env.checkpoint("stdin", &img, &[]);
+    let (code, rest) = sb.finish(STEP);
+
+    let mut rs = env.restore_stdin_pipe(&img, "stdin-restored");
+    let mut input = rs.child.stdin.take().expect("stdin pipe");
+    input.write_all(b"hello\n").expect("write stdin");
+    let got = rs.next_line(STEP);
+
+    assert_eq!(code, Some(0));
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(got, "got hello");
+}

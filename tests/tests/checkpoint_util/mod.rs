@@ -46,6 +46,21 @@ impl Env {
         Sandbox::spawn(c)
     }
 
+    /// Like [`Env::run`] with the guest's stdin a pipe the test holds
+    /// (`Sandbox::child.stdin`).
+    pub fn run_stdin_pipe(&self, id: &str, argv: &[&str]) -> Sandbox {
+        let mut c = self.cmd(&["run", "--id", id, "--"]);
+        c.args(argv).stdin(Stdio::piped());
+        Sandbox::spawn_with(c)
+    }
+
+    /// Like [`Env::restore`] with the guest's stdin a pipe the test holds.
+    pub fn restore_stdin_pipe(&self, image: &Path, id: &str) -> Sandbox {
+        let mut c = self.cmd(&["restore", "--image", path_str(image), "--id", id]);
+        c.stdin(Stdio::piped());
+        Sandbox::spawn_with(c)
+    }
+
     /// Starts `sbx restore --image IMAGE --id ID` in the background.
     pub fn restore(&self, image: &Path, id: &str) -> Sandbox {
         let c = self.cmd(&["restore", "--image", path_str(image), "--id", id]);
@@ -81,9 +96,12 @@ pub struct Sandbox {
 
 impl Sandbox {
     fn spawn(mut c: Command) -> Sandbox {
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        c.stdin(Stdio::null());
+        Sandbox::spawn_with(c)
+    }
+
+    fn spawn_with(mut c: Command) -> Sandbox {
+        c.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = c.spawn().expect("spawn sbx");
         let out = child.stdout.take().expect("stdout pipe");
         let (tx, rx) = std::sync::mpsc::channel();
