@@ -143,10 +143,22 @@ pub fn call(
 
 // ---- server ----
 
+/// Removes the sandbox's socket and record when dropped (the server
+/// thread itself runs until the process exits).
+#[derive(Debug)]
+pub struct ServerGuard(Arc<Registration>);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.0.cleanup();
+    }
+}
+
 /// Serves the control socket of `kernel` on a background thread. The
-/// registration (socket, record) is removed when the process exits
-/// through a checkpoint-and-stop, or when the returned handle is dropped.
-pub fn spawn_server(reg: Registration, kernel: Arc<Kernel>) -> Result<Arc<Registration>> {
+/// registration (socket, record) is removed when the returned guard is
+/// dropped, or by the server before the process exits through a
+/// checkpoint-and-stop.
+pub fn spawn_server(reg: Registration, kernel: Arc<Kernel>) -> Result<ServerGuard> {
     let reg = Arc::new(reg);
     let listener = reg
         .listener
@@ -157,7 +169,7 @@ pub fn spawn_server(reg: Registration, kernel: Arc<Kernel>) -> Result<Arc<Regist
         .name("control".into())
         .spawn(move || serve(listener, &r, &kernel))
         .context("spawning the control thread")?;
-    Ok(reg)
+    Ok(ServerGuard(reg))
 }
 
 fn serve(listener: UnixListener, reg: &Registration, kernel: &Arc<Kernel>) {

@@ -188,3 +188,17 @@ fn checkpoint_of_unknown_sandbox_fails_clearly() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn a_finished_sandbox_removes_its_socket() {
+    let env = Env::new();
+
+    let o = env
+        .cmd(&["run", "--id", "brief", "--", "/bin/true"])
+        .output()
+        .expect("run");
+
+    assert!(o.status.success());
+    assert!(!env.state_dir().join("brief.sock").exists());
+    assert!(!env.state_dir().join("brief.json").exists());
+}
