@@ -719,6 +719,9 @@ pub fn recvmsg(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
         m.controllen as usize
     };
     let cloexec = flags & MSG_CMSG_CLOEXEC != 0;
+    // Linux `___sys_recvmsg` starts `msg_flags` from the caller's
+    // MSG_CMSG_CLOEXEC.
+    got.msg_flags |= flags & MSG_CMSG_CLOEXEC;
     let fds = std::mem::take(&mut got.fds);
     let control = build_rights(t, fds, room, cloexec, &mut got.msg_flags)?;
     t.copy_out(m.control, &control)?;
