@@ -338,3 +338,141 @@ pub fn exit_task(kernel: &Kernel, task: &Arc<Task>, status: ExitStatus, group: b
         kernel.init_exited(final_status);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::task_set::Process;
+    use crate::kernel::thread_group::ThreadGroup;
+    use std::sync::Mutex;
+
+    /// A task set with parent 1 and the given children `(pid, pgid,
+    /// zombie status)`; processes only (no tasks needed by `try_wait`).
+    fn tree(dir: &std::path::Path, kids: &[(Pid, Pid, Option<ExitStatus>)]) -> TaskSet {
+        let vfs = crate::vfs::Vfs::new(dir).expect("vfs");
+        let mf = crate::mm::MemoryFile::with_capacity(1 << 24).expect("memory file");
+        let mut ts = TaskSet::default();
+        let add = |ts: &mut TaskSet, pid: Pid, ppid: Pid, pgid: Pid, zombie: Option<ExitStatus>| {
+            ts.ns.used.insert(pid);
+            let tg = ThreadGroup::new(
+                pid,
+                Arc::new(Mutex::new(crate::mm::MemoryManager::new(
+                    mf.clone(),
+                    1 << 40,
+                ))),
+                Arc::new(crate::vfs::FdTable::new()),
+                vfs.new_context(),
+                Default::default(),
+            );
+            ts.procs.insert(
+                pid,
+                Process {
+                    tg,
+                    ppid,
+                    pgid,
+                    sid: 1,
+                    children: Default::default(),
+                    threads: if zombie.is_some() { vec![] } else { vec![pid] },
+                    exit_signal: SIGCHLD,
+                    group_exit: None,
+                    zombie,
+                    job: JobState::Running,
+                    actions: Default::default(),
+                    pending: Default::default(),
+                    start_time: 0,
+                    did_exec: false,
+                    itimer_real: None,
+                },
+            );
+        };
+        add(&mut ts, 1, 0, 1, None);
+        for (pid, pgid, z) in kids {
+            add(&mut ts, *pid, 1, *pgid, *z);
+            ts.procs.get_mut(&1).expect("init").children.insert(*pid);
+        }
+        ts
+    }
+
+    #[test]
+    fn running_child_with_wnohang_is_none_and_zombie_is_reaped_once() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut ts = tree(
+            d.path(),
+            &[(2, 1, None), (3, 1, Some(ExitStatus::Exited(4)))],
+        );
+        let r = try_wait(&mut ts, 1, WaitTarget::Any, WEXITED | WNOHANG).expect("wait");
+        let r = r.expect("the zombie is found");
+        assert_eq!((r.pid, r.wstatus), (3, 4 << 8));
+        assert!(!ts.procs.contains_key(&3), "reaped");
+        assert!(!ts.ns.used.contains(&3), "pid freed");
+        assert_eq!(
+            try_wait(&mut ts, 1, WaitTarget::Any, WEXITED | WNOHANG).map_err(|e| e.code()),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn wnowait_leaves_the_zombie_and_no_children_is_echild() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let killed = ExitStatus::Signaled {
+            sig: 9,
+            core: false,
+        };
+        let mut ts = tree(d.path(), &[(5, 1, Some(killed))]);
+        let r = try_wait(&mut ts, 1, WaitTarget::Pid(5), WEXITED | WNOWAIT).expect("wait");
+        assert_eq!(
+            r.map(|r| (r.pid, r.code, r.status)),
+            Some((5, crate::kernel::signal::queue::CLD_KILLED, 9))
+        );
+        assert!(ts.procs.contains_key(&5), "WNOWAIT keeps the zombie");
+        assert_eq!(
+            try_wait(&mut ts, 1, WaitTarget::Pid(6), WEXITED).map_err(|e| e.code()),
+            Err(libc::ECHILD)
+        );
+    }
+
+    #[test]
+    fn process_group_target_selects_only_its_members() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut ts = tree(
+            d.path(),
+            &[
+                (7, 7, Some(ExitStatus::Exited(1))),
+                (8, 1, Some(ExitStatus::Exited(2))),
+            ],
+        );
+        let r = try_wait(&mut ts, 1, WaitTarget::Pgid(1), WEXITED).expect("wait");
+        assert_eq!(r.map(|r| r.pid), Some(8));
+        assert!(ts.procs.contains_key(&7));
+    }
+
+    #[test]
+    fn orphans_go_to_init_and_the_parent_is_told() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut ts = tree(d.path(), &[(2, 1, None)]);
+        // 2 gets a child 9, then exits: 9 must be reparented to 1.
+        ts.procs.insert(9, {
+            let mut p = tree(d.path(), &[]).procs.remove(&1).expect("template");
+            p.ppid = 2;
+            p.pgid = 1;
+            p
+        });
+        ts.procs.get_mut(&2).expect("2").children.insert(9);
+        // A SIGCHLD handler, so the default "ignore" does not drop it.
+        ts.procs.get_mut(&1).expect("init").actions.set(
+            SIGCHLD,
+            crate::kernel::signal::SigAction {
+                handler: 0x1000,
+                ..Default::default()
+            },
+        );
+        exit_notify(&mut ts, 2, ExitStatus::Exited(0));
+        assert_eq!(ts.procs[&9].ppid, 1);
+        assert!(ts.procs[&1].children.contains(&9));
+        assert_eq!(ts.procs[&2].zombie, Some(ExitStatus::Exited(0)));
+        assert!(
+            ts.procs[&1].pending.set().has(SIGCHLD),
+            "SIGCHLD queued for the parent"
+        );
+    }
+}
