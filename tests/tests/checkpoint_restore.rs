@@ -189,3 +189,31 @@ fn read_from_stdin_moves_to_the_restoring_callers_stdin() {
     assert!(rest.is_empty(), "{rest:?}");
     assert_eq!(got, "got hello");
 }
+
+#[test]
+fn python3_continues_after_restore() {
+    // A dynamic glibc program with mapped shared libraries and a large heap.
+    let env = Env::new();
+    let prog = "import time, json, hashlib\n\
+                d = {str(i): i * i for i in range(100000)}\n\
+                for n in range(1000):\n    \
+                    print(n, hashlib.sha256(json.dumps(d).encode()).hexdigest()[:12], flush=True)\n    \
+                    time.sleep(0.1)\n";
+    let mut sb = env.run("py", &["/usr/bin/python3", "-u", "-c", prog]);
+    let first = sb.wait_for("2 ", START);
+    let img = env.image("img");
+    env.checkpoint("py", &img, &[]);
+    let _ = sb.finish(STEP);
+    let last = sb.seen.last().cloned().expect("a line");
+    let n: u64 = last
+        .split(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("counter");
+
+    let mut rs = env.restore(&img, "py-restored");
+    let next = rs.next_line(STEP);
+
+    let digest = first.split(' ').nth(1).expect("digest");
+    assert_eq!(next, format!("{} {digest}", n + 1));
+}
