@@ -2,7 +2,8 @@
  * client child: blocking accept woken by the connect, getsockname /
  * getpeername, SO_PEERCRED naming the client, accept restarted after a
  * SA_RESTART handler, recv interrupted (EINTR) by a handler without it,
- * accept4 flags, ECONNREFUSED/ENOENT/EADDRINUSE, datagrams by name.
+ * accept4 flags, ECONNREFUSED/ENOENT/EADDRINUSE, a connect blocked on a
+ * full backlog, datagrams by name and autobind.
  * Prints OK when every check holds. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,11 +18,18 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHECK(c) do { if (!(c)) { printf("FAIL %s:%d: %s (errno %d)\n", __FILE__, __LINE__, #c, errno); exit(1); } } while (0)
 
 static void on_alrm(int s) { (void)s; }
+
+static long ms_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void handler(int flags) {
     struct sigaction sa;
@@ -133,6 +141,44 @@ int main(void) {
     unlink(path);
     serve(path, 0);
     serve(abs_name, 1);
+
+    /* Backlog 0 admits one pending connection: a non-blocking connect
+     * then fails with EAGAIN, a blocking one waits for an accept. */
+    {
+        char bl[64];
+        snprintf(bl, sizeof bl, "sbx-backlog-%d", getpid());
+        struct sockaddr_un ba;
+        socklen_t blen = fill(&ba, bl, 1);
+        int l = socket(AF_UNIX, SOCK_STREAM, 0);
+        CHECK(bind(l, (struct sockaddr *)&ba, blen) == 0 && listen(l, 0) == 0);
+        int c1 = socket(AF_UNIX, SOCK_STREAM, 0);
+        CHECK(connect(c1, (struct sockaddr *)&ba, blen) == 0);
+        int c2 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        CHECK(connect(c2, (struct sockaddr *)&ba, blen) == -1 && errno == EAGAIN);
+        pid_t c = fork();
+        CHECK(c >= 0);
+        if (c == 0) {
+            usleep(150000);
+            int s1 = accept(l, NULL, NULL);
+            if (s1 < 0) _exit(2);
+            int s2 = accept(l, NULL, NULL);
+            if (s2 < 0) _exit(3);
+            char x;
+            if (read(s2, &x, 1) != 1 || x != '3') _exit(4);
+            _exit(0);
+        }
+        long t0 = ms_now();
+        int c3 = socket(AF_UNIX, SOCK_STREAM, 0);
+        CHECK(connect(c3, (struct sockaddr *)&ba, blen) == 0);
+        CHECK(ms_now() - t0 >= 100);
+        CHECK(write(c3, "3", 1) == 1);
+        int st;
+        CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        close(c1);
+        close(c2);
+        close(c3);
+        close(l);
+    }
 
     /* No such path. */
     struct sockaddr_un a;

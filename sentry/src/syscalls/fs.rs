@@ -949,7 +949,9 @@ pub fn dup(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
 pub fn dup2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
     let (fd, replaced) = fds.dup3(arg_i32(a[0]), arg_i32(a[1]), false, false)?;
-    drop(replaced);
+    if let Some(r) = replaced {
+        r.release_posix_locks(t.pid());
+    }
     Ok(fd as u64)
 }
 
@@ -960,7 +962,9 @@ pub fn dup3(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     }
     let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
     let (fd, replaced) = fds.dup3(arg_i32(a[0]), arg_i32(a[1]), flags != 0, true)?;
-    drop(replaced);
+    if let Some(r) = replaced {
+        r.release_posix_locks(t.pid());
+    }
     Ok(fd as u64)
 }
 
@@ -1186,6 +1190,7 @@ pub fn close_range(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
         if flags & CLOSE_RANGE_CLOEXEC != 0 {
             fds.set_cloexec(fd, true)?;
         } else if let Ok(f) = fds.close(fd) {
+            f.release_posix_locks(t.pid());
             closed.push(f);
         }
     }

@@ -219,6 +219,10 @@ impl TaskRunner {
         let old_mm = lock(&self.task.tg.mm).replace(Arc::new(Mutex::new(mm)));
         drop(old_mm);
         let closed = self.task.tg.fds().map(|f| f.close_on_exec());
+        // Closing fds drops the process's record locks on those files.
+        for f in closed.iter().flatten() {
+            f.release_posix_locks(pid);
+        }
         drop(closed);
         {
             let mut ts = self.kernel.tasks();
