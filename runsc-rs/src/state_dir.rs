@@ -1,7 +1,8 @@
 //! The state directory: one control socket and one record per running
 //! sandbox.
 //!
-//! Location: `$SBX_STATE_DIR`, default `/run/sbx`. The directory is mode
+//! Location: `$SBX_STATE_DIR`, default `/run/sbx` (for root; other users:
+//! `$XDG_RUNTIME_DIR/sbx` or `/tmp/sbx-<uid>`). The directory is mode
 //! 0700 and must belong to the caller; sockets are 0600; the server also
 //! checks the peer's uid (`SO_PEERCRED`, see `control`). So only the owner
 //! reaches a sandbox.
@@ -18,8 +19,21 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-/// Default state directory.
+/// Default state directory of root.
 pub const DEFAULT_STATE_DIR: &str = "/run/sbx";
+
+/// `/run/sbx` for root; for other users `$XDG_RUNTIME_DIR/sbx`, else
+/// `/tmp/sbx-<uid>` (a directory they can create and own).
+fn default_dir() -> PathBuf {
+    let uid = rustix::process::getuid();
+    if uid.is_root() {
+        return PathBuf::from(DEFAULT_STATE_DIR);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("sbx"),
+        _ => PathBuf::from(format!("/tmp/sbx-{}", uid.as_raw())),
+    }
+}
 
 /// What `list` shows about a sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,7 +105,7 @@ impl StateDir {
     pub fn open() -> Result<StateDir> {
         let path = std::env::var_os("SBX_STATE_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+            .unwrap_or_else(default_dir);
         if !path.exists() {
             fs::create_dir_all(&path)
                 .with_context(|| format!("creating the state directory {}", path.display()))?;
