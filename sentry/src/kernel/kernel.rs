@@ -200,8 +200,10 @@ impl Kernel {
                 errno,
             })?;
         let fds = crate::vfs::FdTable::new();
-        // The guest's 0, 1, 2 are the sentry's own (passed through); a
-        // closed one stays closed.
+        // The guest's 0, 1, 2 are the sentry's own (passed through). Note
+        // that Rust's runtime reopens a closed 0-2 on /dev/null before
+        // `main`, so a stdio fd `sbx` was started without is /dev/null in
+        // the guest (and never another host file that took its number).
         for n in 0..3 {
             if let Ok(f) = crate::vfs::FileDescription::host_stdio(n) {
                 let _ = fds.install(f, false, n);
