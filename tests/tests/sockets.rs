@@ -3,6 +3,10 @@
 //! only when every check holds, and each is run natively too so the
 //! checks themselves are known to describe Linux.
 
+mod checkpoint_util;
+
+use std::time::Duration;
+
 use tests::{guest, run_native, run_sbx, Link, Opts};
 
 fn path(p: &std::path::Path) -> &str {
@@ -99,4 +103,54 @@ fn other_families_are_refused_with_eafnosupport() {
         "stderr: {}",
         String::from_utf8_lossy(&r.stderr)
     );
+}
+
+/// Runs `sock_ckpt MODE`, checkpoints it 1 s after it blocked (the
+/// blocked call is interrupted and rewound), restores it, and returns the
+/// restored sandbox's `done` line.
+fn block_checkpoint_restore(mode: &str) -> String {
+    use checkpoint_util::{path_str, Env};
+    const START: Duration = Duration::from_secs(60);
+    const STEP: Duration = Duration::from_secs(20);
+    let env = Env::new();
+    let g = guest("sock_ckpt", Link::Static);
+    let mut sb = env.run(mode, &[path_str(&g), mode]);
+    sb.wait_for("blocked", START);
+    std::thread::sleep(Duration::from_secs(1));
+    let img = env.image("img");
+    env.checkpoint(mode, &img, &[]);
+    let (code, rest) = sb.finish(STEP);
+    assert_eq!(code, Some(0));
+    assert!(rest.is_empty(), "no output after the checkpoint: {rest:?}");
+    let mut rs = env.restore(&img, &format!("{mode}-restored"));
+    let done = rs.wait_for("done", STEP);
+    let (code, _) = rs.finish(STEP);
+    assert_eq!(code, Some(0), "restored guest exit status");
+    done
+}
+
+#[test]
+fn recvmsg_with_queued_data_and_scm_rights_resumes_after_restore() {
+    assert_eq!(
+        block_checkpoint_restore("recv"),
+        "done n=4 data=pong piped=piped child=0"
+    );
+}
+
+#[test]
+fn accept_resumes_after_restore() {
+    assert_eq!(
+        block_checkpoint_restore("accept"),
+        "done accepted=1 n=2 data=hi child=0"
+    );
+}
+
+#[test]
+fn epoll_wait_resumes_after_restore() {
+    assert_eq!(block_checkpoint_restore("epoll"), "done n=1 data=7 count=3");
+}
+
+#[test]
+fn blocking_flock_resumes_after_restore() {
+    assert_eq!(block_checkpoint_restore("flock"), "done busy=1 r=0");
 }

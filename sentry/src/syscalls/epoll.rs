@@ -1,125 +1,127 @@
-//! eventfd and epoll (Linux `fs/eventfd.c`, `fs/eventpoll.c`). The
-//! objects live in the VFS; blocking in `epoll_wait` is done here.
+//! epoll and eventfd syscalls over [`crate::vfs::Epoll`] and
+//! [`crate::vfs::eventfd`]. Linux: fs/eventpoll.c, fs/eventfd.c.
+//!
+//! `epoll_wait` collects ready items; when none is ready and the timeout
+//! allows, it registers the task's waiter on every item's file, collects
+//! again, and sleeps until woken, the deadline, or a signal. A signal
+//! gives `ERESTARTNOHAND`: `EINTR` after a handler (epoll_wait is never
+//! restarted with `SA_RESTART`, as in Linux), a transparent restart after
+//! a stop or a checkpoint pause (the restart waits the full timeout again).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::signal::SigSet;
+use crate::kernel::time::timespec_from;
 use crate::kernel::TaskRunner;
-use crate::vfs::{Epoll, FileDescription, FileKind, EPOLL_EVENT_SIZE};
+use crate::vfs::eventfd::EFD_SEMAPHORE;
+use crate::vfs::{FileDescription, EPOLL_EVENT_SIZE};
 use crate::waiter::WaitOutcome;
 
 use super::arg_i32;
 
-const EFD_SEMAPHORE: u64 = 1;
+/// Most events one `epoll_wait` returns (Linux `EP_MAX_EVENTS`).
+const EP_MAX_EVENTS: i32 = i32::MAX / EPOLL_EVENT_SIZE as i32;
 
-fn install(t: &TaskRunner, f: Arc<FileDescription>, cloexec: bool) -> SysResult<u64> {
-    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
-    Ok(fds.install(f, cloexec, 0)? as u64)
-}
-
-/// `eventfd2(initval, flags)`.
-pub fn eventfd2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
-    let flags = a[1];
-    let allowed = libc::O_CLOEXEC as u64 | libc::O_NONBLOCK as u64 | EFD_SEMAPHORE;
-    if flags & !allowed != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let f = FileDescription::new_eventfd(a[0] as u32, flags as u32);
-    install(t, f, flags & libc::O_CLOEXEC as u64 != 0)
-}
-
-/// `eventfd(initval)`.
-pub fn eventfd(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
-    eventfd2(t, [a[0], 0, 0, 0, 0, 0])
-}
-
-/// `epoll_create1(flags)`.
-pub fn epoll_create1(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
-    if a[0] & !(libc::O_CLOEXEC as u64) != 0 {
-        return Err(Errno::EINVAL);
-    }
-    install(t, FileDescription::new_epoll(), a[0] != 0)
-}
-
-/// `epoll_create(size)`: size must be positive and is otherwise ignored.
+/// `epoll_create(size)`: `size` must be positive and is otherwise ignored.
 pub fn epoll_create(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     if arg_i32(a[0]) <= 0 {
-        return Err(Errno::EINVAL);
+        return Err(Errno::EINVAL.because("epoll_create size must be positive"));
     }
-    install(t, FileDescription::new_epoll(), false)
+    create(t, false)
 }
 
-fn epoll_of(f: &FileDescription) -> SysResult<&Arc<Epoll>> {
-    match f.kind() {
-        FileKind::Epoll(e) => Ok(e),
-        _ => Err(Errno::EINVAL.because("not an epoll fd")),
+/// `epoll_create1(flags)`: only `EPOLL_CLOEXEC`.
+pub fn epoll_create1(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    let flags = arg_i32(a[0]);
+    if flags & !libc::EPOLL_CLOEXEC != 0 {
+        return Err(Errno::EINVAL.because("bad epoll_create1 flags"));
     }
+    create(t, flags & libc::EPOLL_CLOEXEC != 0)
+}
+
+fn create(t: &mut TaskRunner, cloexec: bool) -> SysResult<u64> {
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    Ok(fds.install(FileDescription::new_epoll(), cloexec, 0)? as u64)
 }
 
 /// `epoll_ctl(epfd, op, fd, event)`.
 pub fn epoll_ctl(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
-    let (epfd, op, fd) = (arg_i32(a[0]), arg_i32(a[1]), arg_i32(a[2]));
-    let epf = fds.get(epfd)?;
-    let target = fds.get(fd)?;
-    if epfd == fd {
-        return Err(Errno::EINVAL.because("epoll fd added to itself"));
-    }
-    let ep = epoll_of(&epf)?;
+    let epf = fds.get(arg_i32(a[0]))?;
+    let op = arg_i32(a[1]);
+    let fd = arg_i32(a[2]);
+    // Linux copies the event in before looking at the fds (EFAULT first),
+    // except for EPOLL_CTL_DEL, which ignores it.
     let (events, data) = if op == libc::EPOLL_CTL_DEL {
         (0, 0)
     } else {
         let b = t.read_array::<EPOLL_EVENT_SIZE>(a[3])?;
-        let events = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let mut e = [0u8; 4];
+        e.copy_from_slice(&b[..4]);
         let mut d = [0u8; 8];
-        d.copy_from_slice(&b[4..12]);
-        (events, u64::from_le_bytes(d))
+        d.copy_from_slice(&b[4..]);
+        (u32::from_le_bytes(e), u64::from_le_bytes(d))
     };
+    let target = fds.get(fd)?;
+    let ep = epf
+        .epoll()
+        .ok_or(Errno::EINVAL.because("epoll_ctl on a non-epoll fd"))?;
+    if fd == arg_i32(a[0]) {
+        return Err(Errno::EINVAL.because("an epoll fd cannot watch itself"));
+    }
     ep.ctl(op, fd, &target, events, data)?;
     Ok(0)
 }
 
+/// Waits for events on `epfd` until `deadline` (`None`: forever) and
+/// copies them to `events`.
 fn do_wait(
     t: &mut TaskRunner,
     epfd: u64,
-    out: u64,
-    max: u64,
+    events: u64,
+    maxevents: u64,
     deadline: Option<Instant>,
 ) -> SysResult<u64> {
-    let max = arg_i32(max);
-    if max <= 0 || max as usize > i32::MAX as usize / EPOLL_EVENT_SIZE {
-        return Err(Errno::EINVAL);
+    let max = arg_i32(maxevents);
+    if max <= 0 || max > EP_MAX_EVENTS {
+        return Err(Errno::EINVAL.because("bad maxevents"));
     }
     let f = t.task.tg.fds().ok_or(Errno::EBADF)?.get(arg_i32(epfd))?;
-    let ep = epoll_of(&f)?.clone();
-    let copy = |t: &mut TaskRunner, evs: Vec<crate::vfs::EpollEvent>| -> SysResult<u64> {
-        let bytes: Vec<u8> = evs.iter().flat_map(|e| e.to_bytes()).collect();
-        t.copy_out(out, &bytes)?;
-        Ok(evs.len() as u64)
-    };
-    let evs = ep.collect(max as usize);
-    if !evs.is_empty() || deadline.is_some_and(|d| d <= Instant::now()) {
-        return copy(t, evs);
+    let ep = f
+        .epoll()
+        .ok_or(Errno::EINVAL.because("epoll_wait on a non-epoll fd"))?
+        .clone();
+    let max = max as usize;
+    let mut got = ep.collect(max);
+    if got.is_empty() && !deadline.is_some_and(|d| d <= Instant::now()) {
+        let waiter = t.task.waiter.clone();
+        let _reg = ep.register(&waiter);
+        loop {
+            got = ep.collect(max);
+            if !got.is_empty() {
+                break;
+            }
+            if t.interrupted() {
+                // Not EINTR: a checkpoint pause or a stop must restart the
+                // call; after a handler the kernel turns this into EINTR.
+                return Err(Errno::ERESTARTNOHAND);
+            }
+            if waiter.wait(deadline) == WaitOutcome::TimedOut {
+                got = ep.collect(max);
+                break;
+            }
+        }
     }
-    let waiter = t.task.waiter.clone();
-    let _reg = ep.register(&waiter);
-    loop {
-        let evs = ep.collect(max as usize);
-        if !evs.is_empty() {
-            return copy(t, evs);
-        }
-        // Linux: epoll_wait is never restarted after a signal.
-        if t.interrupted() {
-            return Err(Errno::EINTR);
-        }
-        if waiter.wait(deadline) == WaitOutcome::TimedOut {
-            return copy(t, ep.collect(max as usize));
-        }
+    let mut out = Vec::with_capacity(got.len() * EPOLL_EVENT_SIZE);
+    for e in &got {
+        out.extend_from_slice(&e.to_bytes());
     }
+    t.copy_out(events, &out)?;
+    Ok(got.len() as u64)
 }
 
+/// A millisecond timeout: negative is forever.
 fn ms_deadline(ms: i32) -> Option<Instant> {
     (ms >= 0).then(|| Instant::now() + Duration::from_millis(ms as u64))
 }
@@ -129,12 +131,13 @@ pub fn epoll_wait(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     do_wait(t, a[0], a[1], a[2], ms_deadline(arg_i32(a[3])))
 }
 
+/// Installs the temporary signal mask of epoll_pwait/epoll_pwait2.
 fn temp_mask(t: &mut TaskRunner, addr: u64, size: u64) -> SysResult<()> {
     if addr == 0 {
         return Ok(());
     }
     if size != 8 {
-        return Err(Errno::EINVAL);
+        return Err(Errno::EINVAL.because("bad sigsetsize"));
     }
     let m = SigSet(t.read_u64(addr)?);
     t.set_temporary_mask(m);
@@ -150,11 +153,33 @@ pub fn epoll_pwait(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
 /// `epoll_pwait2(epfd, events, maxevents, timeout_ts, sigmask, sigsetsize)`.
 pub fn epoll_pwait2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let deadline = if a[3] != 0 {
-        let ns = crate::kernel::time::timespec_from(&t.read_array::<16>(a[3])?)?;
-        Some(Instant::now() + Duration::from_nanos(ns as u64))
+        let ns = timespec_from(&t.read_array::<16>(a[3])?)?;
+        Some(Instant::now() + Duration::from_nanos(ns.max(0) as u64))
     } else {
         None
     };
     temp_mask(t, a[4], a[5])?;
     do_wait(t, a[0], a[1], a[2], deadline)
+}
+
+/// `eventfd(initval)`.
+pub fn eventfd(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    make_eventfd(t, a[0] as u32, 0)
+}
+
+/// `eventfd2(initval, flags)`: `EFD_SEMAPHORE`, `EFD_NONBLOCK`,
+/// `EFD_CLOEXEC`.
+pub fn eventfd2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
+    make_eventfd(t, a[0] as u32, a[1] as u32)
+}
+
+fn make_eventfd(t: &mut TaskRunner, initval: u32, flags: u32) -> SysResult<u64> {
+    let nb = libc::EFD_NONBLOCK as u32;
+    let cloexec = libc::EFD_CLOEXEC as u32;
+    if flags & !(EFD_SEMAPHORE | nb | cloexec) != 0 {
+        return Err(Errno::EINVAL.because("bad eventfd2 flags"));
+    }
+    let f = FileDescription::new_eventfd(initval, flags & (EFD_SEMAPHORE | nb));
+    let fds = t.task.tg.fds().ok_or(Errno::EBADF)?;
+    Ok(fds.install(f, flags & cloexec != 0, 0)? as u64)
 }
