@@ -94,7 +94,7 @@ fn do_wait(
         .clone();
     let max = max as usize;
     let mut got = ep.collect(max);
-    if got.is_empty() && !deadline.is_some_and(|d| d <= Instant::now()) {
+    if got.is_empty() && deadline.is_none_or(|d| d > Instant::now()) {
         let waiter = t.task.waiter.clone();
         let _reg = ep.register(&waiter);
         loop {
