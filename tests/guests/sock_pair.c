@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,6 +110,9 @@ int main(void) {
     CHECK(shutdown(sv[1], SHUT_WR) == 0);
     CHECK(read(sv[0], b, sizeof b) == 0);
     CHECK(shutdown(sv[1], 7) == -1 && errno == EINVAL);
+    /* An address on a connected stream socket: EISCONN. */
+    struct sockaddr_un to = {.sun_family = AF_UNIX, .sun_path = "/x"};
+    CHECK(sendto(sv[0], "x", 1, 0, (struct sockaddr *)&to, sizeof to) == -1 && errno == EISCONN);
     close(sv[0]);
     close(sv[1]);
 

@@ -7,7 +7,8 @@ mod checkpoint_util;
 
 use std::time::Duration;
 
-use tests::{guest, run_native, run_sbx, Link, Opts};
+use checkpoint_util::{guest, Link};
+use tests::{run_native, run_sbx, Opts};
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 temp path")

@@ -385,9 +385,16 @@ fn do_send(
             let src = proc_src(t);
             Some(t.kernel.vfs.unix_find(&ctx, addr, &src)?)
         }
-        // Linux ignores the address on a connection-mode socket that is
-        // connected (and fails with ENOTCONN/EOPNOTSUPP otherwise: the
-        // library's `send` decides).
+        // Linux `unix_stream_sendmsg`: an address on a stream socket is
+        // EISCONN when connected, EOPNOTSUPP otherwise.
+        Some(_) if sock.sock_type() == SockType::Stream => {
+            return Err(if sock.peer_name().is_ok() {
+                Errno::EISCONN
+            } else {
+                Errno::EOPNOTSUPP
+            });
+        }
+        // `unix_seqpacket_sendmsg` ignores the address.
         _ => None,
     };
     let nonblock = f.is_nonblocking() || flags & MSG_DONTWAIT != 0;
