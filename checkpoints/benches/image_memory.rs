@@ -138,7 +138,7 @@ fn bench(c: &mut Criterion) {
     group
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(5));
+        .measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Bytes(bytes as u64));
     for (name, compression) in [("none", Compression::None), ("zstd1", Compression::Zstd(1))] {
         group.bench_function(format!("write/{name}"), |b| {
@@ -164,28 +164,32 @@ fn bench(c: &mut Criterion) {
         dir.join("mem.out"),
     );
     let (zst_s, out_s) = (zst_s.to_string_lossy(), out_s.to_string_lossy());
-    let zstd_c = best_of(3, || {
-        zstd_cli(&["-1", "-T0", "-q", "-f", "-o", &zst_s, &raw_s])
-    });
-    let zstd_d = best_of(3, || {
-        zstd_cli(&["-d", "-T0", "-q", "-f", "-o", &out_s, &zst_s])
-    });
+    // Interleaved and best of 5, so load from other processes on this
+    // shared machine hits both sides alike.
+    let (mut zstd_c, mut ours_w) = (Duration::MAX, Duration::MAX);
+    for _ in 0..5 {
+        zstd_c = zstd_c.min(zstd_cli(&["-1", "-T0", "-q", "-f", "-o", &zst_s, &raw_s]));
+        ours_w = ours_w.min(write_once(dir, &mem, Compression::Zstd(1), false));
+    }
     let zst_len = std::fs::metadata(dir.join("mem.zst"))
         .map(|m| m.len())
         .unwrap_or(0);
-    let ours_w = best_of(3, || write_once(dir, &mem, Compression::Zstd(1), false));
     let stored = DirImage::open(&dir.join("img"))
         .expect("open")
         .manifest()
         .memory_stored_len;
-    let ours_r = best_of(3, || read_once(dir, &mut dst));
+    let (mut zstd_d, mut ours_r) = (Duration::MAX, Duration::MAX);
+    for _ in 0..5 {
+        zstd_d = zstd_d.min(zstd_cli(&["-d", "-T0", "-q", "-f", "-o", &out_s, &zst_s]));
+        ours_r = ours_r.min(read_once(dir, &mut dst));
+    }
     assert!(dst == mem, "restored memory differs");
     let ours_none_w = best_of(3, || write_once(dir, &mem, Compression::None, false));
     let ours_none_r = best_of(3, || read_once(dir, &mut dst));
     let synced = write_once(dir, &mem, Compression::Zstd(1), true);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "\n== memory section, {} MiB, {cores} cores (best of 3) ==",
+        "\n== memory section, {} MiB, {cores} cores (best of 5, interleaved with zstd) ==",
         mib()
     );
     println!(
