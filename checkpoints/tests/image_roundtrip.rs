@@ -414,3 +414,29 @@ fn read_progress_can_cancel_a_restore() {
 
     assert!(matches!(err, checkpoints::image::ImageError::Cancelled));
 }
+
+#[test]
+fn stream_round_trips_through_a_socket_pair() {
+    let (mem, ranges) = memory(500, 13);
+    let state = state_bytes(40_000);
+    let meta = meta();
+    let (tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut dst = vec![0u8; mem.len()];
+
+    let read = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut tx = tx;
+            write_stream(
+                &mut tx,
+                &input(&meta, &state, &mem, &ranges),
+                &opts(Compression::Zstd(1)),
+            )
+        });
+        let read = read_stream(&rx, &mut dst, &ReadOptions::default());
+        writer.join().unwrap().unwrap();
+        read.unwrap()
+    });
+
+    assert_eq!(read.state, state);
+    assert_eq!(dst, expected_restore(&mem, &ranges));
+}
