@@ -58,8 +58,9 @@ int main(void) {
         CCHECK(f2 >= 0, 2);
         CCHECK(flock(f2, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK, 3);
         CCHECK(flock(f2, LOCK_SH | LOCK_NB) == -1 && errno == EWOULDBLOCK, 4);
-        CCHECK(write(sync[1], "w", 1) == 1, 5);
+        /* Timed from before the parent can start its 150 ms sleep. */
         long t0 = now_ms();
+        CCHECK(write(sync[1], "w", 1) == 1, 5);
         CCHECK(flock(f2, LOCK_EX) == 0, 6);
         /* The parent wrote its marker before unlocking. */
         CCHECK(now_ms() - t0 >= 100, 7);
@@ -101,9 +102,9 @@ int main(void) {
         CCHECK(setlk(f2, F_SETLK, F_WRLCK, 6, 4) == 0, 5);  /* no overlap */
         q = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 6, .l_len = 1};
         CCHECK(fcntl(f2, F_GETLK, &q) == 0 && q.l_type == F_UNLCK, 6);  /* own lock */
-        CCHECK(write(sync[1], "r", 1) == 1, 7);
         /* Blocks until the parent closes an fd of the file. */
         long t0 = now_ms();
+        CCHECK(write(sync[1], "r", 1) == 1, 7);
         CCHECK(setlk(f2, F_SETLKW, F_WRLCK, 0, 6) == 0, 8);
         CCHECK(now_ms() - t0 >= 100, 9);
         /* Exits holding [0, 10): exit releases it. */
