@@ -110,3 +110,68 @@ impl Drop for TempDir {
         }
     }
 }
+
+/// Removes temporary image directories in `parent` left by writers that
+/// died mid-write (`kill -9`, power loss): hidden `.NAME.tmp-PID-N`
+/// directories whose PID no longer exists (`/proc/PID` is absent). Live
+/// writers' directories are kept. Returns the directories removed.
+///
+/// PIDs are reused, so a crashed writer's directory may survive until the
+/// PID is free again; it never looks like a valid image meanwhile.
+pub fn remove_stale_temporaries(parent: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(parent)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(pid) = temp_dir_pid(&name.to_string_lossy()) else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        std::fs::remove_dir_all(entry.path())?;
+        removed.push(entry.path());
+    }
+    Ok(removed)
+}
+
+/// The writer PID in a temporary directory name `.NAME.tmp-PID-N`.
+fn temp_dir_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp-")?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_yield_their_pid() {
+        assert_eq!(temp_dir_pid(".img.tmp-1234-0"), Some(1234));
+        assert_eq!(temp_dir_pid(".a.tmp-b.tmp-77-12"), Some(77));
+        assert_eq!(temp_dir_pid("img.tmp-1234-0"), None);
+        assert_eq!(temp_dir_pid(".img.tmp-x-0"), None);
+    }
+
+    #[test]
+    fn only_dead_writers_temporaries_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        // PIDs are below pid_max (at most 2^22 on Linux): this one is dead.
+        let dead = root.path().join(".img.tmp-4294967-0");
+        let live = root
+            .path()
+            .join(format!(".img.tmp-{}-0", std::process::id()));
+        let image = root.path().join("img");
+        for d in [&dead, &live, &image] {
+            std::fs::create_dir(d).unwrap();
+        }
+
+        let removed = remove_stale_temporaries(root.path()).unwrap();
+
+        assert_eq!(removed, vec![dead.clone()]);
+        assert!(!dead.exists() && live.exists() && image.exists());
+    }
+}

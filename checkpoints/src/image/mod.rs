@@ -57,6 +57,7 @@ mod stream;
 mod validate;
 mod write;
 
+pub use atomic::remove_stale_temporaries;
 pub use compress::Compression;
 pub use convert::{dir_to_stream, stream_to_dir, ConvertError};
 pub use cpu::{CpuCompatError, CpuFeatures, CpuProbeError};
