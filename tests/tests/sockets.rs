@@ -89,6 +89,68 @@ fn python_socketpair_send_recv() {
     assert_eq!(r.status, 0);
 }
 
+/// Python over the real socket API: a listener and a client thread with a
+/// 600 kB stream, `send_fds`/`recv_fds` (SCM_RIGHTS), a recv timeout
+/// (poll), and the epoll-based `selectors.DefaultSelector`.
+const PY_SOCKETS: &str = r#"import socket, threading, os, array
+p = "\0sbx-py-%d" % os.getpid()
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(p); srv.listen(1)
+def client():
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(p)
+    c.sendall(b"hello " * 100000)
+    c.close()
+th = threading.Thread(target=client); th.start()
+conn, _ = srv.accept()
+conn.settimeout(5)
+data = b""
+while True:
+    d = conn.recv(65536)
+    if not d: break
+    data += d
+th.join()
+print(len(data), data[:6])
+a, b = socket.socketpair()
+r, w = os.pipe()
+socket.send_fds(a, [b"fd"], [r])
+msg, fds, flags, addr = socket.recv_fds(b, 10, 4)
+os.write(w, b"via-pipe")
+print(msg, os.read(fds[0], 20), a.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE))
+b.settimeout(0.2)
+try:
+    b.recv(1)
+except socket.timeout:
+    print("timeout")
+import selectors
+sel = selectors.DefaultSelector()
+sel.register(b, selectors.EVENT_READ)
+a.send(b"z")
+print([k.fd == b.fileno() for k, e in sel.select(1)])
+"#;
+
+#[test]
+fn python_unix_server_threads_fd_passing_timeouts_and_epoll_selector() {
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipped: /usr/bin/python3 not installed");
+        return;
+    }
+    let argv = ["/usr/bin/python3", "-c", PY_SOCKETS];
+    let native = run_native(&argv, &Opts::default());
+    assert_eq!(
+        native.stdout_str(),
+        "600000 b'hello '\nb'fd' b'via-pipe' 1\ntimeout\n[True]\n"
+    );
+    let sbx = run_sbx(&argv, &Opts::default());
+    assert_eq!(
+        sbx.stdout_str(),
+        native.stdout_str(),
+        "stderr: {}",
+        String::from_utf8_lossy(&sbx.stderr)
+    );
+    assert_eq!(sbx.status, 0);
+}
+
 #[test]
 fn other_families_are_refused_with_eafnosupport() {
     // AF_INET from python: the sandbox has no network family.
