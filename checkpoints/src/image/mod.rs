@@ -38,7 +38,7 @@
 //!   unspecified and must be discarded.
 //! - A failed write leaves neither the target nor its temporary files.
 //!
-//! Lock order: none is held across calls; the worker pools in [`pipeline`]
+//! Lock order: none is held across calls; the worker pools in `pipeline.rs`
 //! use one mutex each, never nested.
 
 mod atomic;
