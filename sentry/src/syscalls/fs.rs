@@ -152,9 +152,24 @@ fn do_write(
     Ok(done)
 }
 
+/// The count a read into guest `[addr, addr+count)` may take from the
+/// file: the writable prefix, so nothing is consumed that cannot be copied
+/// out (Linux `pipe_read` leaves the rest in the pipe and returns the
+/// partial count, or EFAULT if nothing was copied). EFAULT before reading
+/// if not even one byte is writable.
+fn read_count(t: &TaskRunner, addr: u64, count: usize) -> SysResult<usize> {
+    let count = count.min(MAX_RW);
+    let n = t.writable_prefix(addr, count);
+    if n == 0 && count > 0 {
+        return Err(Errno::EFAULT.because("read buffer not writable"));
+    }
+    Ok(n)
+}
+
 pub fn read(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let f = file(t, a[0])?;
-    let data = do_read(t, &f, a[2] as usize, None)?;
+    let count = read_count(t, a[1], a[2] as usize)?;
+    let data = do_read(t, &f, count, None)?;
     let n = t.copy_out_partial(a[1], &data)?;
     Ok(n as u64)
 }
@@ -172,7 +187,8 @@ pub fn pread64(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     if (a[3] as i64) < 0 {
         return Err(Errno::EINVAL);
     }
-    let data = do_read(t, &f, a[2] as usize, Some(a[3] as i64))?;
+    let count = read_count(t, a[1], a[2] as usize)?;
+    let data = do_read(t, &f, count, Some(a[3] as i64))?;
     Ok(t.copy_out_partial(a[1], &data)? as u64)
 }
 
@@ -191,7 +207,11 @@ pub fn readv(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let f = file(t, a[0])?;
     let iovs = t.read_iovecs(a[1], a[2])?;
     let total: u64 = iovs.iter().map(|v| v.len).sum();
-    let data = do_read(t, &f, total as usize, None)?;
+    let count = t.writable_prefix_iovecs(&iovs);
+    if count == 0 && total > 0 {
+        return Err(Errno::EFAULT.because("readv buffers not writable"));
+    }
+    let data = do_read(t, &f, count, None)?;
     Ok(t.copy_out_iovecs(&iovs, &data)? as u64)
 }
 

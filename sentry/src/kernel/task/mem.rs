@@ -125,6 +125,42 @@ impl TaskRunner {
         r
     }
 
+    /// How many bytes from `addr` (at most `len`) lie in consecutive
+    /// writable VMAs: a read clamps its count to this before taking data
+    /// out of a pipe or advancing a file offset, so bytes that could not
+    /// be copied stay unread (Linux copies as it consumes and stops at the
+    /// first fault). A concurrent `munmap` by another thread between this
+    /// check and the copy can still shorten the copy.
+    pub fn writable_prefix(&self, addr: u64, len: usize) -> usize {
+        let Ok(mm) = self.mm_or_fault() else {
+            return 0;
+        };
+        let mm = lock(&mm);
+        let end = addr.saturating_add(len as u64);
+        let mut at = addr;
+        while at < end {
+            match mm.find_vma(at) {
+                Some(v) if v.prot.write => at = v.end,
+                _ => break,
+            }
+        }
+        (at.min(end) - addr) as usize
+    }
+
+    /// [`Self::writable_prefix`] over an iovec array: the bytes up to the
+    /// first one that is not writable.
+    pub fn writable_prefix_iovecs(&self, iovs: &[crate::mm::IoVec]) -> usize {
+        let mut total = 0usize;
+        for iov in iovs {
+            let n = self.writable_prefix(iov.base, iov.len as usize);
+            total = total.saturating_add(n);
+            if (n as u64) < iov.len {
+                break;
+            }
+        }
+        total
+    }
+
     /// Reads a guest iovec array.
     pub fn read_iovecs(&mut self, addr: u64, count: u64) -> SysResult<Vec<crate::mm::IoVec>> {
         let mm = self.mm_or_fault()?;
