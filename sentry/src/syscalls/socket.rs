@@ -11,10 +11,19 @@
 //! `MSG_DONTWAIT` is given; a signal yields `ERESTARTSYS` (restarted with
 //! `SA_RESTART` and after a checkpoint pause, `EINTR` otherwise).
 //!
-//! Not supported: `SO_PASSCRED` (receiving `SCM_CREDENTIALS`; the library
-//! does not record per-message senders) fails with `ENOPROTOOPT`; a sent
-//! `SCM_CREDENTIALS` is checked like Linux (`EPERM` when it lies) and then
-//! not delivered, which is what a receiver without `SO_PASSCRED` sees.
+//! Known gaps (each needs library support first):
+//! - `SO_PASSCRED` (receiving `SCM_CREDENTIALS`; the library does not
+//!   record per-message senders) fails with `ENOPROTOOPT`; a sent
+//!   `SCM_CREDENTIALS` is checked like Linux (`EPERM` when it lies) and
+//!   then not delivered, which is what a receiver without `SO_PASSCRED`
+//!   sees.
+//! - A blocking `sendto` of an unconnected datagram socket into a full
+//!   receiver is not woken when the receiver drains (see
+//!   [`crate::vfs::unix`]); it sleeps until a signal.
+//! - `recvfrom` on a stream socket reports no sender address (Linux gives
+//!   the peer's bound name).
+//! - `send` on an unconnected datagram socket without an address is
+//!   `EDESTADDRREQ` from the library (Linux: `ENOTCONN`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
