@@ -55,6 +55,10 @@ struct PauseInner {
     generation: u64,
     /// Whether a pause is held (only one at a time).
     held: bool,
+    /// Tasks of the current pause that parked without their FP state
+    /// (tid, reason): the pause fails, since a restored task would
+    /// silently get a fresh FPU. Cleared when a pause starts.
+    fp_failed: Vec<(Pid, String)>,
 }
 
 /// Why the kernel could not be paused.
@@ -66,6 +70,8 @@ pub enum PauseError {
     ShuttingDown,
     #[error("tasks {tids:?} did not reach a clean boundary within {waited:?} (e.g. a vfork parent waiting for its child)")]
     Timeout { tids: Vec<Pid>, waited: Duration },
+    #[error("cannot read the FP state of task {tid}: {reason}")]
+    FpState { tid: Pid, reason: String },
 }
 
 impl Pause {
@@ -140,6 +146,7 @@ impl Kernel {
                 return Err(PauseError::Busy);
             }
             p.held = true;
+            p.fp_failed.clear();
             self.pause.requested.store(true, Ordering::Release);
             drop(p);
             ts.pausing = true;
@@ -161,6 +168,10 @@ impl Kernel {
                 .copied()
                 .filter(|t| !p.parked.contains(t))
                 .collect();
+            if let Some((tid, reason)) = p.fp_failed.first().cloned() {
+                // `guard` resumes the parked tasks when it drops.
+                return Err(PauseError::FpState { tid, reason });
+            }
             if missing.is_empty() {
                 guard.took = start.elapsed();
                 tracing::debug!(took = ?guard.took, tasks = ts.tasks.len(), "kernel paused");
@@ -199,13 +210,14 @@ impl TaskRunner {
         let mut fp = FpState {
             bytes: vec![0u8; self.kernel.fp_state_size()],
         };
-        let fp = match self.ctx.get_fp(&mut fp) {
-            Ok(()) => Some(fp),
-            Err(e) => {
-                tracing::error!(tid = self.tid(), "cannot read FP state at pause: {e}");
-                None
-            }
-        };
+        // A task without its FP state must not be saved (it would be
+        // restored with a fresh FPU): record the failure, which fails the
+        // pause; the task still parks so the pause is undone uniformly.
+        let fp_err = self.ctx.get_fp(&mut fp).err().map(|e| e.to_string());
+        if let Some(e) = &fp_err {
+            tracing::error!(tid = self.tid(), "cannot read FP state at pause: {e}");
+        }
+        let fp = if fp_err.is_none() { Some(fp) } else { None };
         {
             let mut l = self.task.local();
             // A restart not yet resolved (a task that stopped in a blocking
@@ -220,7 +232,17 @@ impl TaskRunner {
         let pause = &self.kernel.pause;
         let tid = self.tid();
         let mut p = pause.lock();
+        if !pause.requested() {
+            // The pause ended (e.g. failed early) between the caller's
+            // check and here: there is no generation change to wait for.
+            drop(p);
+            self.task.local().fp = None;
+            return;
+        }
         let gen = p.generation;
+        if let Some(e) = fp_err {
+            p.fp_failed.push((tid, e));
+        }
         p.parked.insert(tid);
         pause.cv.notify_all();
         while p.generation == gen {
