@@ -6,18 +6,47 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
-/// The `sbx` binary next to the test executable (`target/<profile>/sbx`).
+/// The `sbx` binary next to the test executable (`target/<profile>/sbx`),
+/// brought up to date once per test process.
+///
+/// `cargo test` does not build other packages' binaries, so the first call
+/// runs `cargo build -p runsc-rs --bin sbx` for the same profile and target
+/// directory (a no-op when it is current). That keeps `cargo test
+/// --workspace` on a clean clone self-sufficient and never tests a stale
+/// binary. Outside cargo (no `CARGO` in the environment) an existing binary
+/// is used as it is.
 ///
 /// # Panics
-/// If it has not been built, with a message saying how to build it.
+/// If the build fails or the binary is missing, with the reason.
 pub fn sbx() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_sbx).clone()
+}
+
+fn build_sbx() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test>-<hash> -> target/<profile>/sbx
-    let dir = exe
+    let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test executable lives in target/<profile>/deps");
-    let sbx = dir.join("sbx");
+    let sbx = profile_dir.join("sbx");
+    if let (Ok(cargo), Some(target_dir)) = (std::env::var("CARGO"), profile_dir.parent()) {
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "runsc-rs", "--bin", "sbx"])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("running cargo to build sbx");
+        assert!(
+            out.status.success(),
+            "building sbx failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     assert!(
         sbx.exists(),
         "{} not found: build it first with `cargo build -p runsc-rs`",
