@@ -15,6 +15,7 @@ use std::sync::Mutex;
 /// --workspace` on a clean clone self-sufficient and never tests a stale
 /// binary. Outside cargo (no `CARGO` in the environment) an existing binary
 /// is used as it is.
+/// (`CARGO` is taken from the test's environment, else from the build's.)
 ///
 /// # Panics
 /// If the build fails or the binary is missing, with the reason.
@@ -31,7 +32,10 @@ fn build_sbx() -> PathBuf {
         .and_then(Path::parent)
         .expect("test executable lives in target/<profile>/deps");
     let sbx = profile_dir.join("sbx");
-    if let (Ok(cargo), Some(target_dir)) = (std::env::var("CARGO"), profile_dir.parent()) {
+    let cargo = std::env::var("CARGO")
+        .ok()
+        .or_else(|| option_env!("CARGO").map(String::from));
+    if let (Some(cargo), Some(target_dir)) = (cargo, profile_dir.parent()) {
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "runsc-rs", "--bin", "sbx"])
             .arg("--target-dir")
