@@ -1,12 +1,15 @@
 /* ITIMER_REAL and alarm: a periodic timer delivers SIGALRM repeatedly,
  * getitimer reports the time left, alarm returns the previous alarm's
  * remaining seconds, an unhandled SIGALRM kills, and fork children do not
- * inherit timers. Prints OK. */
+ * inherit timers; a relative futex timeout interrupted by a stop keeps
+ * counting instead of starting over. Prints OK. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,6 +56,29 @@ int main(void) {
     int st;
     CHECK(waitpid(c, &st, 0) == c && WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM);
     CHECK(alarm(0) >= 3);
+
+    /* SIGSTOP/SIGCONT restart a relative FUTEX_WAIT through the restart
+       block: it times out 1 s after it started, not 1 s after SIGCONT
+       (Linux futex_wait_restart). */
+    c = fork();
+    if (c == 0) {
+        static int word;
+        struct timespec t0, t1, to = {1, 0};
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        long r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &to, NULL, 0);
+        int e = errno;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double took = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (r != -1 || e != ETIMEDOUT) _exit(4);
+        _exit(took < 0.95 ? 5 : took > 1.45 ? 6 : 0);
+    }
+    usleep(200000);
+    CHECK(kill(c, SIGSTOP) == 0);
+    CHECK(waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st));
+    usleep(500000);
+    CHECK(kill(c, SIGCONT) == 0);
+    CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
     printf("OK\n");
     return 0;
 }

@@ -1,9 +1,9 @@
 //! `futex(2)` (Linux `kernel/futex/`): WAIT, WAKE and their bitset forms,
 //! for the private futexes glibc uses. See `kernel::futex` for keys.
 
-use std::time::{Duration, Instant};
-
 use crate::errno::{Errno, SysResult};
+use crate::kernel::task::RestartBlock;
+use crate::kernel::time::{timespec_from, ClockKind, Nanos};
 use crate::kernel::TaskRunner;
 use crate::waiter::{Registration, WaitOutcome, EVENT_ALL};
 
@@ -29,39 +29,26 @@ pub fn futex(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
             if op == FUTEX_WAIT_BITSET && a[5] as u32 == 0 {
                 return Err(Errno::EINVAL);
             }
+            // FUTEX_WAIT's timeout is relative (measured on the sandbox
+            // monotonic clock so what is left survives a restore);
+            // FUTEX_WAIT_BITSET's is absolute on the chosen clock.
             let deadline = if a[3] != 0 {
-                let ns = crate::kernel::time::timespec_from(&t.read_array::<16>(a[3])?)?;
+                let ns = timespec_from(&t.read_array::<16>(a[3])?)?;
                 if op == FUTEX_WAIT {
-                    Some(Instant::now() + Duration::from_nanos(ns as u64))
+                    Some((
+                        ClockKind::Monotonic,
+                        t.kernel.clocks.monotonic().saturating_add(ns),
+                    ))
+                } else if a[1] & FUTEX_CLOCK_REALTIME != 0 {
+                    Some((ClockKind::Realtime, ns))
                 } else {
-                    let kind = if a[1] & FUTEX_CLOCK_REALTIME != 0 {
-                        crate::kernel::time::ClockKind::Realtime
-                    } else {
-                        crate::kernel::time::ClockKind::Monotonic
-                    };
-                    Some(t.kernel.clocks.deadline(kind, ns, 0))
+                    Some((ClockKind::Monotonic, ns))
                 }
             } else {
                 None
             };
-            let queue = t.kernel.futexes.enter(key);
-            let waiter = t.task.waiter.clone();
-            let res = (|| {
-                let _reg = Registration::new(&queue, &waiter, EVENT_ALL);
-                if t.read_u32(uaddr)? != a[2] as u32 {
-                    return Err(Errno::EAGAIN);
-                }
-                if t.interrupted() {
-                    return Err(Errno::ERESTARTSYS);
-                }
-                match waiter.wait(deadline) {
-                    WaitOutcome::TimedOut => Err(Errno::ETIMEDOUT),
-                    WaitOutcome::Woken if t.interrupted() => Err(Errno::ERESTARTSYS),
-                    WaitOutcome::Woken => Ok(0),
-                }
-            })();
-            t.kernel.futexes.leave(key);
-            res
+            let restartable = op == FUTEX_WAIT && deadline.is_some();
+            futex_wait(t, uaddr, a[2] as u32, deadline, restartable)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => Ok(t.kernel.futexes.wake(key, a[2] as usize) as u64),
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
@@ -74,6 +61,62 @@ pub fn futex(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
         }
         _ => Err(Errno::ENOSYS.because("unsupported futex op")),
     }
+}
+
+/// Waits on the futex at `uaddr` while it holds `val`, until woken or the
+/// absolute `deadline` on its clock. Interrupted, a relative wait
+/// (`restartable`: its deadline is sandbox monotonic) leaves a restart
+/// block so `restart_syscall` waits only the time left, also after a
+/// checkpoint/restore (Linux `futex_wait` → `futex_wait_restart`); others
+/// restart with their own arguments (`ERESTARTSYS`).
+fn futex_wait(
+    t: &mut TaskRunner,
+    uaddr: u64,
+    val: u32,
+    deadline: Option<(ClockKind, Nanos)>,
+    restartable: bool,
+) -> SysResult<u64> {
+    let key = (t.pid(), uaddr);
+    let host_deadline = deadline.map(|(kind, ns)| t.kernel.clocks.deadline(kind, ns, 0));
+    let queue = t.kernel.futexes.enter(key);
+    let waiter = t.task.waiter.clone();
+    let res = (|| {
+        let _reg = Registration::new(&queue, &waiter, EVENT_ALL);
+        if t.read_u32(uaddr)? != val {
+            return Err(Errno::EAGAIN);
+        }
+        if t.interrupted() {
+            return Err(Errno::ERESTARTSYS);
+        }
+        match waiter.wait(host_deadline) {
+            WaitOutcome::TimedOut => Err(Errno::ETIMEDOUT),
+            WaitOutcome::Woken if t.interrupted() => Err(Errno::ERESTARTSYS),
+            WaitOutcome::Woken => Ok(0),
+        }
+    })();
+    t.kernel.futexes.leave(key);
+    match (res, deadline) {
+        (Err(e), Some((_, ns))) if restartable && e.code() == crate::errno::ERESTARTSYS => {
+            t.task.local().restart = Some(RestartBlock::Futex {
+                uaddr,
+                val,
+                deadline: ns,
+            });
+            Err(Errno::ERESTART_RESTARTBLOCK)
+        }
+        (r, _) => r,
+    }
+}
+
+/// `restart_syscall` of an interrupted relative `FUTEX_WAIT`: waits until
+/// the saved sandbox-monotonic `deadline`.
+pub fn restart_futex_wait(
+    t: &mut TaskRunner,
+    uaddr: u64,
+    val: u32,
+    deadline: Nanos,
+) -> SysResult<u64> {
+    futex_wait(t, uaddr, val, Some((ClockKind::Monotonic, deadline)), true)
 }
 
 /// Wakes `n` waiters of the futex at `addr` of the task's process (used

@@ -182,6 +182,11 @@ pub fn restart_syscall(t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
             nfds,
             deadline,
         }) => super::poll::restart_poll(t, fds, nfds, deadline),
+        Some(RestartBlock::Futex {
+            uaddr,
+            val,
+            deadline,
+        }) => super::futex::restart_futex_wait(t, uaddr, val, deadline),
         None => Err(Errno::EINTR),
     }
 }

@@ -77,6 +77,14 @@ pub enum RestartBlock {
         /// Absolute deadline, sandbox monotonic nanoseconds.
         deadline: i64,
     },
+    /// `FUTEX_WAIT` with a relative timeout (`futex_wait_restart`).
+    Futex {
+        uaddr: u64,
+        /// The value the futex word must still hold.
+        val: u32,
+        /// Absolute deadline, sandbox monotonic nanoseconds.
+        deadline: i64,
+    },
 }
 
 /// Task state that the task's own thread mutates.
