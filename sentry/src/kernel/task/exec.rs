@@ -14,54 +14,14 @@ use super::super::procfs::KernelProc;
 use super::super::thread_group::lock;
 use super::run::{initial_regs, TaskRunner};
 use crate::errno::{Errno, SysResult};
+use crate::loader::{parse_shebang, BINPRM_BUF_SIZE};
 use crate::vfs::{At, FileType, MappedFile};
 
 /// `#!` nesting limit (Linux `BINPRM_MAX_RECURSION`).
 const MAX_INTERP_DEPTH: usize = 4;
-/// Bytes of a script's first line Linux looks at (`BINPRM_BUF_SIZE`).
-const BINPRM_BUF_SIZE: usize = 256;
 const AT_FDCWD: i32 = -100;
 const AT_EMPTY_PATH: i32 = 0x1000;
 const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
-
-/// A parsed `#!` line: interpreter and optional argument.
-pub type Shebang = (Vec<u8>, Option<Vec<u8>>);
-
-/// Parses a `#!` line (Linux `fs/binfmt_script.c: load_script`): the
-/// interpreter and at most one argument (the rest of the line, trimmed).
-/// `None` when `head` is not a script.
-pub fn parse_shebang(head: &[u8]) -> Option<SysResult<Shebang>> {
-    if !head.starts_with(b"#!") {
-        return None;
-    }
-    let body = &head[2..head.len().min(BINPRM_BUF_SIZE)];
-    let line = match body.iter().position(|&c| c == b'\n') {
-        Some(i) => &body[..i],
-        None => body,
-    };
-    let is_ws = |c: &u8| *c == b' ' || *c == b'\t';
-    let line: &[u8] = {
-        let start = line.iter().position(|c| !is_ws(c)).unwrap_or(line.len());
-        let end = line
-            .iter()
-            .rposition(|c| !is_ws(c))
-            .map_or(start, |i| i + 1);
-        &line[start..end.max(start)]
-    };
-    if line.is_empty() {
-        return Some(Err(Errno::ENOEXEC.because("empty #! line")));
-    }
-    let split = line.iter().position(is_ws);
-    Some(Ok(match split {
-        None => (line.to_vec(), None),
-        Some(i) => {
-            let rest = &line[i..];
-            let a = rest.iter().position(|c| !is_ws(c)).unwrap_or(rest.len());
-            let arg = &rest[a..];
-            (line[..i].to_vec(), (!arg.is_empty()).then(|| arg.to_vec()))
-        }
-    }))
-}
 
 impl TaskRunner {
     /// `execve(filename, argv, envp)` relative to the cwd.
@@ -139,21 +99,17 @@ impl TaskRunner {
             let (file, gpath) = self.open_exec(dirfd, &path, flags)?;
             let mut head = [0u8; BINPRM_BUF_SIZE];
             let n = file.read_at(0, &mut head)?;
-            match parse_shebang(&head[..n]) {
+            match parse_shebang(&head[..n], &argv, &path) {
                 None => break (file, gpath),
                 Some(parsed) => {
-                    let (interp, arg) = parsed?;
+                    // argv becomes: interp [arg] script-path argv[1..]
+                    let script = parsed?;
                     depth += 1;
                     if depth > MAX_INTERP_DEPTH {
                         return Err(Errno::ELOOP.because("#! nesting too deep"));
                     }
-                    // argv becomes: interp [arg] script-path argv[1..]
-                    let mut new = vec![interp.clone()];
-                    new.extend(arg);
-                    new.push(path.clone());
-                    new.extend(argv.into_iter().skip(1));
-                    argv = new;
-                    path = interp;
+                    argv = script.argv;
+                    path = script.interpreter;
                     dirfd = AT_FDCWD;
                 }
             }
@@ -323,25 +279,4 @@ fn check_exec(st: &crate::vfs::Stat) -> SysResult<()> {
         return Err(Errno::EACCES.because("no execute permission"));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shebang_with_one_argument_keeps_the_rest_of_the_line() {
-        let (i, a) = parse_shebang(b"#! /bin/sh -e -x \nrest").unwrap().unwrap();
-        assert_eq!(i, b"/bin/sh");
-        assert_eq!(a.as_deref(), Some(&b"-e -x"[..]));
-    }
-
-    #[test]
-    fn shebang_without_argument_and_non_scripts() {
-        let (i, a) = parse_shebang(b"#!/usr/bin/env\n").unwrap().unwrap();
-        assert_eq!(i, b"/usr/bin/env");
-        assert!(a.is_none());
-        assert!(parse_shebang(b"\x7fELF").is_none());
-        assert!(parse_shebang(b"#!   \n").unwrap().is_err());
-    }
 }
