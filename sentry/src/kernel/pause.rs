@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use super::kernel::Kernel;
 use super::pid_ns::Pid;
 use super::task::run::TaskRunner;
-use crate::errno;
-use crate::platform::{FpState, Registers};
+use super::task::signals::rewound;
+use crate::platform::FpState;
 
 /// Pause coordination state of one kernel. Host-side only (never saved).
 #[derive(Debug, Default)]
@@ -252,19 +252,4 @@ impl TaskRunner {
         drop(p);
         self.task.local().fp = None;
     }
-}
-
-/// The registers of a syscall interrupted with `code` (an `ERESTART*`
-/// errno) rewound to issue it again when no handler runs (Linux
-/// `arch_do_signal_or_restart`): back over the 2-byte `syscall`
-/// instruction, with the number restored, or `restart_syscall` (219) for
-/// `ERESTART_RESTARTBLOCK`.
-fn rewound(mut regs: Registers, code: i32) -> Registers {
-    regs.rip = regs.rip.wrapping_sub(2);
-    regs.rax = if code == errno::ERESTART_RESTARTBLOCK {
-        219
-    } else {
-        regs.orig_rax
-    };
-    regs
 }

@@ -15,10 +15,26 @@ use super::super::task_set::{ExitStatus, JobState};
 use super::super::thread_group::lock;
 use super::run::{RunState, TaskRunner};
 use crate::errno::{self, Errno, SysResult};
-use crate::platform::FpState;
+use crate::platform::{FpState, Registers};
 
-/// `restart_syscall(2)`'s number.
-const NR_RESTART_SYSCALL: u64 = 219;
+/// `restart_syscall(2)`'s number (x86-64 `__NR_restart_syscall`).
+#[allow(non_upper_case_globals)]
+pub(crate) const SYS_restart_syscall: u64 = 219;
+
+/// The registers of a syscall interrupted with `code` (an `ERESTART*`
+/// errno) rewound to issue it again when no handler runs (Linux
+/// `arch_do_signal_or_restart`): back over the 2-byte `syscall`
+/// instruction, with the number restored, or [`SYS_restart_syscall`] for
+/// `ERESTART_RESTARTBLOCK` (the task's restart block says what to resume).
+pub(crate) fn rewound(mut regs: Registers, code: i32) -> Registers {
+    regs.rip = regs.rip.wrapping_sub(2);
+    regs.rax = if code == errno::ERESTART_RESTARTBLOCK {
+        SYS_restart_syscall
+    } else {
+        regs.orig_rax
+    };
+    regs
+}
 
 /// What the signal check decided, computed under the task-set lock and
 /// acted on after it is released.
@@ -282,12 +298,7 @@ impl TaskRunner {
     }
 
     fn rewind(&mut self, code: i32) {
-        self.regs.rip = self.regs.rip.wrapping_sub(2);
-        self.regs.rax = if code == errno::ERESTART_RESTARTBLOCK {
-            NR_RESTART_SYSCALL
-        } else {
-            self.regs.orig_rax
-        };
+        self.regs = rewound(self.regs, code);
     }
 
     /// Builds the handler frame and points the registers at the handler.
