@@ -107,30 +107,8 @@ impl TaskRunner {
         let fs = lock(&self.task.tg.fs).clone();
         let limits = lock(&self.task.tg.limits).clone();
 
-        let mut regs = self.regs;
-        regs.rax = 0;
-        if stack != 0 {
-            regs.rsp = stack;
-        }
-        if flags & CLONE_SETTLS != 0 {
-            regs.fs_base = tls;
-        }
-        let mut local: TaskLocal = self.task.local().clone();
-        local.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 {
-            ctid
-        } else {
-            0
-        };
-        local.set_child_tid = if flags & CLONE_CHILD_SETTID != 0 {
-            ctid
-        } else {
-            0
-        };
-        local.restart = None;
-        local.robust_list = (0, 0);
-        local.pdeathsig = 0;
-        local.start_time = self.kernel.clocks.monotonic();
-        local.regs = regs;
+        let local = self.child_local(flags, stack, tls, ctid);
+        let regs = local.regs;
 
         let me = self.pid();
         let (pid, task) = {
@@ -212,27 +190,13 @@ impl TaskRunner {
         Ok(pid as u64)
     }
 
-    /// `clone(CLONE_VM | CLONE_THREAD | ...)`: a new thread in this process
-    /// (Linux `copy_process` with `CLONE_THREAD`). It shares the thread
-    /// group: address space, fd table, fs context, dispositions, rlimits.
-    /// Threads with private fd tables or fs contexts (`CLONE_THREAD`
-    /// without `CLONE_FILES`/`CLONE_FS`) are not supported (EINVAL).
-    fn clone_thread(
-        &mut self,
-        flags: u64,
-        stack: u64,
-        ptid: u64,
-        ctid: u64,
-        tls: u64,
-    ) -> SysResult<u64> {
-        if flags & (CLONE_FILES | CLONE_FS) != CLONE_FILES | CLONE_FS {
-            return Err(
-                Errno::EINVAL.because("threads must share files and fs (CLONE_FILES|CLONE_FS)")
-            );
-        }
-        if flags & CLONE_VFORK != 0 {
-            return Err(Errno::EINVAL.because("CLONE_VFORK with CLONE_THREAD is not supported"));
-        }
+    /// The new task's registers and thread-local state (Linux
+    /// `copy_process`/`copy_thread`): a copy of this task's with the
+    /// syscall returning 0 in the child, the new stack and TLS, the
+    /// `CLONE_CHILD_*` tid addresses, no restart block, robust list or
+    /// parent-death signal, and no alternate signal stack when it shares
+    /// the address space outside a vfork.
+    fn child_local(&self, flags: u64, stack: u64, tls: u64, ctid: u64) -> TaskLocal {
         let mut regs = self.regs;
         regs.rax = 0;
         if stack != 0 {
@@ -254,10 +218,38 @@ impl TaskRunner {
         };
         local.restart = None;
         local.robust_list = (0, 0);
-        // Linux: a CLONE_VM child does not inherit the alternate stack.
-        local.altstack = super::super::signal::AltStack::disabled();
+        local.pdeathsig = 0;
+        if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM {
+            local.altstack = super::super::signal::AltStack::disabled();
+        }
         local.start_time = self.kernel.clocks.monotonic();
         local.regs = regs;
+        local
+    }
+
+    /// `clone(CLONE_VM | CLONE_THREAD | ...)`: a new thread in this process
+    /// (Linux `copy_process` with `CLONE_THREAD`). It shares the thread
+    /// group: address space, fd table, fs context, dispositions, rlimits.
+    /// Threads with private fd tables or fs contexts (`CLONE_THREAD`
+    /// without `CLONE_FILES`/`CLONE_FS`) are not supported (EINVAL).
+    fn clone_thread(
+        &mut self,
+        flags: u64,
+        stack: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+    ) -> SysResult<u64> {
+        if flags & (CLONE_FILES | CLONE_FS) != CLONE_FILES | CLONE_FS {
+            return Err(
+                Errno::EINVAL.because("threads must share files and fs (CLONE_FILES|CLONE_FS)")
+            );
+        }
+        if flags & CLONE_VFORK != 0 {
+            return Err(Errno::EINVAL.because("CLONE_VFORK with CLONE_THREAD is not supported"));
+        }
+        let local = self.child_local(flags, stack, tls, ctid);
+        let regs = local.regs;
 
         // The platform thread first: nothing to undo in the task set if
         // the platform cannot make one.
