@@ -281,6 +281,8 @@ impl Kernel {
                     }
                 };
                 let mut runner = TaskRunner::new(kernel, task, ctx, Default::default());
+                // The exec loads into this context rather than a second one.
+                runner.ctx_pristine = true;
                 match runner.execve(spec.filename.clone(), spec.argv, spec.envp) {
                     Ok(()) => {
                         let _ = tx.send(Ok(()));

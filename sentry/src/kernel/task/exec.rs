@@ -115,11 +115,19 @@ impl TaskRunner {
             }
         };
 
-        let mut ctx = self
-            .kernel
-            .platform()
-            .new_context()
-            .map_err(|_| Errno::ENOMEM.because("cannot create a context"))?;
+        // A pristine context (init's first exec) takes the image itself: it
+        // has no application state to keep if loading fails, and creating
+        // a second stub only to kill the first would double start-up work.
+        let mut new_ctx = if std::mem::take(&mut self.ctx_pristine) {
+            None
+        } else {
+            Some(
+                self.kernel
+                    .platform()
+                    .new_context()
+                    .map_err(|_| Errno::ENOMEM.because("cannot create a context"))?,
+            )
+        };
         let mut mm = self.kernel.new_mm();
         let creds = self.task.local().creds.clone();
         let fs = lock(&self.task.tg.fs).clone();
@@ -164,14 +172,22 @@ impl TaskRunner {
             + 4095)
             & !4095;
         params.stack_size = stack_size;
-        let img = crate::loader::load(&mut *ctx, &mut mm, &exe, &mut open_interp, &params)?;
+        let img = {
+            let ctx = match new_ctx.as_mut() {
+                Some(c) => &mut **c,
+                None => &mut *self.ctx,
+            };
+            crate::loader::load(ctx, &mut mm, &exe, &mut open_interp, &params)?
+        };
 
         // Point of no return.
         self.kill_other_threads();
-        let interrupter = ctx.interrupter();
-        let old_ctx = std::mem::replace(&mut self.ctx, ctx);
-        self.task.set_interrupter(Some(interrupter));
-        drop(old_ctx);
+        if let Some(ctx) = new_ctx {
+            let interrupter = ctx.interrupter();
+            let old_ctx = std::mem::replace(&mut self.ctx, ctx);
+            self.task.set_interrupter(Some(interrupter));
+            drop(old_ctx);
+        }
         let old_mm = lock(&self.task.tg.mm).replace(Arc::new(Mutex::new(mm)));
         drop(old_mm);
         let closed = self.task.tg.fds().map(|f| f.close_on_exec());

@@ -51,6 +51,10 @@ pub struct TaskRunner {
     /// The errno (ERESTART*) of the last syscall if it asked to be
     /// restarted; resolved at the next signal check.
     pub restart: Option<i32>,
+    /// `ctx` is fresh from `new_context` and has never run application
+    /// code (init before its first exec): execve may load into it instead
+    /// of creating another stub. Cleared by the first execve.
+    pub(crate) ctx_pristine: bool,
 }
 
 /// Initial register values for a fresh user context: user code and stack
@@ -82,6 +86,7 @@ impl TaskRunner {
             regs,
             state: RunState::CheckSignals,
             restart: None,
+            ctx_pristine: false,
         }
     }
 
