@@ -90,8 +90,10 @@ pub struct Kernel {
     tasks: Mutex<TaskSet>,
     pub clocks: Clocks,
     pub uname: Mutex<Uname>,
-    /// Syscall numbers already reported as unimplemented.
-    unimplemented: Mutex<BTreeSet<u64>>,
+    /// Warnings already logged, as (kind, syscall number): kind
+    /// [`LOG_UNIMPLEMENTED`] or [`LOG_UNSUPPORTED`], so that each kind of
+    /// warning appears once per syscall.
+    unimplemented: Mutex<BTreeSet<(u8, u64)>>,
     /// Futex wait queues (private, per address space: keyed by pid and
     /// address). Host objects; waiters re-register after restore.
     #[state(nosave)]
@@ -115,6 +117,17 @@ impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kernel").finish_non_exhaustive()
     }
+}
+
+/// Kind of a log-once warning: an unimplemented syscall.
+const LOG_UNIMPLEMENTED: u8 = 0;
+/// Kind of a log-once warning: a syscall hit an unsupported feature.
+const LOG_UNSUPPORTED: u8 = 1;
+
+/// Whether warning `kind` for syscall `nr` is logged for the first time
+/// (and records it).
+fn first_time(set: &Mutex<BTreeSet<(u8, u64)>>, kind: u8, nr: u64) -> bool {
+    lock(set).insert((kind, nr))
 }
 
 impl Kernel {
@@ -167,15 +180,16 @@ impl Kernel {
 
     /// Logs an unimplemented syscall, once per sandbox per number.
     pub fn log_unimplemented(&self, nr: u64, name: &str) {
-        if lock(&self.unimplemented).insert(nr) {
+        if first_time(&self.unimplemented, LOG_UNIMPLEMENTED, nr) {
             warn!(nr, name, "unimplemented syscall: returning ENOSYS");
         }
     }
 
     /// Logs that a syscall hit a feature the sandbox lacks (`why`), once
-    /// per sandbox per syscall number, like an unimplemented syscall.
+    /// per sandbox per syscall number (independently of
+    /// [`Self::log_unimplemented`]).
     pub fn log_unsupported(&self, nr: u64, name: &str, why: &str) {
-        if lock(&self.unimplemented).insert(nr) {
+        if first_time(&self.unimplemented, LOG_UNSUPPORTED, nr) {
             warn!(nr, name, "unsupported: {why}");
         }
     }
@@ -350,5 +364,20 @@ impl Kernel {
             }
             o = self.outcome_cv.wait(o).unwrap_or_else(|e| e.into_inner());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_warning_kind_is_logged_once_per_syscall() {
+        let set = Mutex::new(BTreeSet::new());
+        assert!(first_time(&set, LOG_UNIMPLEMENTED, 41));
+        assert!(first_time(&set, LOG_UNSUPPORTED, 41));
+        assert!(!first_time(&set, LOG_UNIMPLEMENTED, 41));
+        assert!(!first_time(&set, LOG_UNSUPPORTED, 41));
+        assert!(first_time(&set, LOG_UNSUPPORTED, 42));
     }
 }
