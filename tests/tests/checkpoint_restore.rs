@@ -125,7 +125,13 @@ fn sigsuspend_resumes_after_restore() {
 #[test]
 fn poll_resumes_after_restore() {
     let (done, _) = block_and_restore("poll");
-    assert_eq!(done, "done r=1 revents=1");
+    // The writer closes its end right after writing, so POLLHUP may be
+    // reported with POLLIN (as on Linux): only POLLIN must be set.
+    let revents: i32 = done
+        .strip_prefix("done r=1 revents=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected: {done}"));
+    assert_ne!(revents & 1, 0, "POLLIN not set: {done}");
 }
 
 #[test]

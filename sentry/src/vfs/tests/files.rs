@@ -10,7 +10,10 @@ fn access_mode_is_enforced() {
     let w = fx.open("/data/a.txt", libc::O_WRONLY as u32).unwrap();
     assert_eq!(w.read(&mut [0u8; 1]).unwrap_err().code(), libc::EBADF);
     assert_eq!(fx.open("/data", RW).unwrap_err(), Errno::EISDIR);
-    assert_eq!(fx.open("/data", RO | libc::O_TRUNC as u32).unwrap_err(), Errno::EISDIR);
+    assert_eq!(
+        fx.open("/data", RO | libc::O_TRUNC as u32).unwrap_err(),
+        Errno::EISDIR
+    );
     let p = fx.open("/data/a.txt", libc::O_PATH as u32).unwrap();
     assert_eq!(p.read(&mut [0u8; 1]).unwrap_err().code(), libc::EBADF);
 }
