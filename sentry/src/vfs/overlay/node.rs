@@ -72,6 +72,10 @@ pub struct NodeState {
     pub lower: Option<Vec<u8>>,
     /// Size of the lower file (meaningful while not copied up).
     pub lower_size: u64,
+    /// The lower file's host `st_blocks` (512-byte units actually
+    /// allocated: sparse files and file-system overhead make it differ
+    /// from the size), reported while the data is the host's.
+    pub lower_blocks: u64,
     /// Data (and, for directories, entries) are authoritative in memory.
     pub copied_up: bool,
     /// Regular-file contents once copied up.
@@ -176,6 +180,7 @@ impl Node {
                 ctime: st.ctime,
                 lower: Some(rel),
                 lower_size: st.size.max(0) as u64,
+                lower_blocks: st.blocks.max(0) as u64,
                 copied_up: false,
                 data: Vec::new(),
                 target: None,
@@ -224,6 +229,7 @@ impl Node {
                 ctime: now,
                 lower: None,
                 lower_size: 0,
+                lower_blocks: 0,
                 copied_up: true,
                 data: Vec::new(),
                 target,
@@ -279,7 +285,13 @@ impl Node {
             rdev: s.rdev,
             size: size as i64,
             blksize: 4096,
-            blocks: size.div_ceil(512) as i64,
+            blocks: if s.lower.is_some() && !(s.ftype == FileType::Regular && s.copied_up) {
+                // The host's allocation (Linux reports what the file
+                // system allocated, e.g. `ls -s` and `ls -l`'s "total").
+                s.lower_blocks as i64
+            } else {
+                size.div_ceil(512) as i64
+            },
             atime: s.atime,
             mtime: s.mtime,
             ctime: s.ctime,
