@@ -61,7 +61,9 @@ pub struct MemoryManager {
     pub(super) mf: Arc<MemoryFile>,
     /// VMAs by start address.
     pub(super) vmas: BTreeMap<u64, Vma>,
-    /// Page table by guest page address.
+    /// Page table by guest page address. Saved as runs of contiguous
+    /// pages (`pte_runs.rs`), not one entry per page.
+    #[state(with = "super::pte_runs")]
     pub(super) ptes: BTreeMap<u64, Pte>,
     /// One past the highest guest address (the platform's
     /// `max_user_address`).

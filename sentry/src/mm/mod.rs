@@ -30,6 +30,7 @@ mod memfile;
 mod memfile_map;
 mod mmap;
 mod page_alloc;
+mod pte_runs;
 mod remap;
 mod vma;
 
