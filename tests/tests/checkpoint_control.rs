@@ -67,6 +67,16 @@ fn list_shows_running_sandboxes_and_kill_ends_one() {
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.starts_with("ID"), "{table}");
     assert!(table.contains("alpha") && table.contains("beta"), "{table}");
+    // CREATED is a UTC time (RFC 3339), not raw epoch seconds.
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("alpha"))
+        .expect("alpha row");
+    let created = row.split_whitespace().nth(2).expect("CREATED column");
+    assert!(
+        created.len() == 20 && created.ends_with('Z') && created.as_bytes()[10] == b'T',
+        "{row}"
+    );
     assert!(
         kill.status.success(),
         "{}",
