@@ -50,6 +50,8 @@ pub fn show_progress(what: &str, done: u64, total: u64) {
 
 pub fn restore(args: RestoreArgs) -> Result<i32> {
     let t0 = Instant::now();
+    // Before any thread exists (loading spawns some), like `sbx run`.
+    let forwarded = crate::run::block_forwarded()?;
     let dir = StateDir::open()?;
     let tty = std::io::stderr().is_terminal();
     let progress = |p: checkpoints::image::Progress| {
@@ -78,6 +80,7 @@ pub fn restore(args: RestoreArgs) -> Result<i32> {
         .start(Arc::new(platform))
         .with_context(|| format!("cannot restore {}", args.image.display()))?;
     let _server = crate::control::spawn_server(reg, kernel.clone())?;
+    crate::run::spawn_forwarder(forwarded, kernel.clone())?;
     if args.json {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         let j = serde_json::json!({

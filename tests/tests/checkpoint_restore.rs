@@ -223,3 +223,36 @@ fn python3_continues_after_restore() {
     let digest = first.split(' ').nth(1).expect("digest");
     assert_eq!(next, format!("{} {digest}", n + 1));
 }
+
+/// SIGINT and SIGTERM sent to `sbx restore` reach the restored sandbox,
+/// whose handlers run, as with `sbx run` (instead of killing `sbx`).
+#[test]
+fn host_signals_are_forwarded_into_a_restored_sandbox() {
+    let env = Env::new();
+    let script = "trap 'echo got INT' INT; trap 'echo got TERM; exit 7' TERM; echo ready; \
+                  while true; do sleep 0.05; done";
+    let mut sb = env.run("traps", &["/usr/bin/busybox", "sh", "-c", script]);
+    sb.wait_for("ready", START);
+    let img = env.image("img");
+    env.checkpoint("traps", &img, &[]);
+    let _ = sb.finish(STEP);
+
+    let mut rs = env.restore(&img, "traps-restored");
+    // Restore has started once the control socket answers `list`.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let l = env.cmd(&["list", "--json"]).output().expect("sbx list");
+        if String::from_utf8_lossy(&l.stdout).contains("traps-restored") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "restored sandbox never listed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = rustix::process::Pid::from_raw(rs.child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::Int).expect("kill");
+    assert_eq!(rs.next_line(STEP), "got INT");
+    rustix::process::kill_process(pid, rustix::process::Signal::Term).expect("kill");
+    assert_eq!(rs.next_line(STEP), "got TERM");
+    let (code, _) = rs.finish(STEP);
+    assert_eq!(code, Some(7), "the guest's TERM handler decided the status");
+}
