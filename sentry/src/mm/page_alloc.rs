@@ -48,13 +48,75 @@ pub type RefRuns = Vec<(u64, u64, u32)>;
 /// Default number of dirty free pages kept before punching (256 MiB).
 pub const DEFAULT_PUNCH_THRESHOLD_PAGES: u64 = 65536;
 
+/// Checkpoint encoding of `PageAllocator::refs`: runs of equal counts, so
+/// the saved state and its decode do not grow with the memory used.
+/// Layout: run count, then per run the varints `pages` (≥ 1) and `count`.
+mod ref_counts_state {
+    use checkpoints::state::{Decoder, Encoder, LoadError, SaveError};
+
+    use super::super::memfile::{DEFAULT_CAPACITY, PAGE_SIZE};
+
+    /// Schema contribution: "refcount runs (pages, count)", version 1.
+    pub const FINGERPRINT: u64 = 0x5245_4652_554e_0001;
+
+    /// Most pages a memory file can hold.
+    const MAX_PAGES: u64 = DEFAULT_CAPACITY / PAGE_SIZE;
+
+    fn invalid(reason: &'static str) -> LoadError {
+        LoadError::InvalidValue {
+            type_name: "sbx::mm::RefCountRuns",
+            reason,
+        }
+    }
+
+    #[allow(clippy::ptr_arg)] // the `with` contract takes the field's type
+    pub fn save(refs: &Vec<u32>, enc: &mut Encoder) -> Result<(), SaveError> {
+        let mut runs: Vec<(u64, u32)> = Vec::new();
+        for &c in refs {
+            match runs.last_mut() {
+                Some((n, rc)) if *rc == c => *n += 1,
+                _ => runs.push((1, c)),
+            }
+        }
+        enc.write_len(runs.len());
+        for (n, c) in runs {
+            enc.write_varint(n);
+            enc.write_varint(u64::from(c));
+        }
+        Ok(())
+    }
+
+    pub fn load(dec: &mut Decoder<'_>) -> Result<Vec<u32>, LoadError> {
+        // Each run takes at least two bytes (two varints).
+        let n = dec.read_len(2)?;
+        let mut refs = Vec::new();
+        for _ in 0..n {
+            let pages = dec.read_varint()?;
+            let count =
+                u32::try_from(dec.read_varint()?).map_err(|_| invalid("count exceeds u32"))?;
+            if pages == 0 {
+                return Err(invalid("empty run"));
+            }
+            let total = (refs.len() as u64).saturating_add(pages);
+            if total > MAX_PAGES {
+                return Err(invalid("more pages than the largest memory file holds"));
+            }
+            // Bounded by MAX_PAGES (checked just above).
+            refs.resize(total as usize, count);
+        }
+        Ok(refs)
+    }
+}
+
 /// Saved as is: after restore the new file reads as zero, so runs still
 /// marked dirty are merely zeroed once more than needed.
 #[derive(Debug, Stateify)]
 pub(super) struct PageAllocator {
     /// Pages `[0, end)` have been handed out at least once.
     end: u64,
-    /// Reference count of every page below `end`.
+    /// Reference count of every page below `end`. Saved run-length
+    /// encoded (`ref_counts_state`).
+    #[state(with = "ref_counts_state")]
     refs: Vec<u32>,
     /// Free runs below `end`, by first page.
     free: BTreeMap<u64, FreeRun>,
@@ -353,6 +415,24 @@ mod tests {
         assert_eq!(b.ref_runs(), runs);
         assert_eq!(b.used_pages(), 5);
         assert_eq!(b.dirty_free(), 0);
+    }
+
+    #[test]
+    fn state_round_trip_keeps_every_count_in_few_bytes() {
+        let mut a = PageAllocator::new();
+        a.alloc(100_000);
+        a.incref(10, 5);
+        a.decref(50_000, 3);
+        let saved = checkpoints::state::save(&a).unwrap();
+        assert!(saved.bytes.len() < 1000, "{} bytes", saved.bytes.len());
+        let b: PageAllocator = checkpoints::state::load(&saved).unwrap();
+        assert_eq!(b.refs, a.refs);
+        assert_eq!(b.free, a.free);
+        assert_eq!(b.end, a.end);
+        let empty: PageAllocator =
+            checkpoints::state::load(&checkpoints::state::save(&PageAllocator::new()).unwrap())
+                .unwrap();
+        assert!(empty.refs.is_empty());
     }
 
     #[test]
