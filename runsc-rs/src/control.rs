@@ -215,15 +215,21 @@ fn handle(s: &mut UnixStream, reg: &Registration, kernel: &Arc<Kernel>) -> Resul
             if !(1..=64).contains(&signal) {
                 bail!("invalid signal {signal}");
             }
-            if !kernel.tasks().send_to_process(1, SigInfo::kernel(signal)) {
+            if kernel.tasks().pid_of(1).is_none() {
                 bail!("the sandbox's init is gone");
             }
+            // Reply first: a signal that ends the sandbox makes this
+            // process exit, possibly before a reply written afterwards
+            // reached the caller. An init that exits in between makes the
+            // signal a no-op, as Linux kill(2) of an exiting process.
             write_msg(
                 s,
                 &Reply::Ok {
                     result: serde_json::json!({}),
                 },
-            )
+            )?;
+            kernel.tasks().send_to_process(1, SigInfo::kernel(signal));
+            Ok(())
         }
         Request::Checkpoint {
             image,
