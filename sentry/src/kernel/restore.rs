@@ -334,6 +334,7 @@ fn load_memory(
     let mem_len = mf.size();
     let total: u64 = m.chunks.iter().map(|c| c.raw_len).sum();
     let next = AtomicUsize::new(0);
+    let copy_lock = std::sync::Mutex::new(());
     let done = AtomicU64::new(0);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -385,6 +386,12 @@ fn load_memory(
                         return Err(corrupt(i, c));
                     }
                     let mut src = c.file_offset;
+                    // One copier at a time: writes to the memfd serialize
+                    // on its inode lock anyway (`shmem_file_write_iter`),
+                    // and a second writer would spin on it; waiting here
+                    // instead leaves the other core to the checksum of the
+                    // previous chunk.
+                    let copying = copy_lock.lock().unwrap_or_else(|p| p.into_inner());
                     for r in &c.runs {
                         rustix::fs::seek(&out, rustix::fs::SeekFrom::Start(r.offset))
                             .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
@@ -403,6 +410,7 @@ fn load_memory(
                             left -= n as u64;
                         }
                     }
+                    drop(copying);
                     let mut crc = 0u32;
                     for r in &c.runs {
                         let data = mf
