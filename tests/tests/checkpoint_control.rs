@@ -96,7 +96,7 @@ fn kill_default_signal_is_sigterm() {
     let o = env.cmd(&["kill", "term"]).output().expect("kill");
     let (code, _) = sb.finish(STEP);
 
-    assert!(o.status.success());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(code, Some(128 + 15));
 }
 
