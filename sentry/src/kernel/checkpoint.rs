@@ -7,7 +7,9 @@
 //!
 //! Phases (timed in [`CheckpointReport`]): pause, state encode, memory
 //! write (scan, compress, write), commit (fsync + rename, by
-//! `checkpoints::image::write_dir`). A failure in any phase resumes the
+//! `checkpoints::image::write_dir`). Writeback of the memory section
+//! starts while it is written (see `writeback`), so the final fsync
+//! mostly waits for the last few MiB. A failure in any phase resumes the
 //! kernel and leaves no image behind.
 
 use std::path::{Path, PathBuf};
