@@ -210,6 +210,33 @@ int main(void) {
     socklen_t flen = sizeof from;
     CHECK(recvfrom(r, b, sizeof b, 0, (struct sockaddr *)&from, &flen) == 5);
     CHECK(memcmp(b, "dgram", 5) == 0 && flen == mlen && memcmp(&from, &me, mlen) == 0);
+    CHECK(send(w, "x", 1, 0) == -1 && errno == ENOTCONN);
+    /* Fill the receiver; a blocking sendto waits until it drains. */
+    int sndbuf_full = 0, queued = 0;
+    for (int i = 0; i < 100000; i++) {
+        static char big[4096];
+        if (sendto(w, big, sizeof big, MSG_DONTWAIT, (struct sockaddr *)&a, alen) < 0) {
+            CHECK(errno == EAGAIN);
+            sndbuf_full = 1;
+            break;
+        }
+        queued++;
+    }
+    CHECK(sndbuf_full && queued > 0);
+    pid_t d = fork();
+    CHECK(d >= 0);
+    if (d == 0) {
+        usleep(100000);
+        /* Exactly the queued ones: "after" is the parent's to read. */
+        char big[4096];
+        for (int i = 0; i < queued; i++)
+            if (recv(r, big, sizeof big, 0) != sizeof big) _exit(2);
+        _exit(0);
+    }
+    CHECK(sendto(w, "after", 5, 0, (struct sockaddr *)&a, alen) == 5);
+    int st;
+    CHECK(waitpid(d, &st, 0) == d && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(recvfrom(r, b, sizeof b, 0, NULL, NULL) == 5 && memcmp(b, "after", 5) == 0);
     close(r);
     close(w);
     printf("OK\n");

@@ -19,14 +19,15 @@
 //!   sees.
 //! - A blocking `sendto` of an unconnected datagram socket into a full
 //!   receiver is not woken when the receiver drains (see
-//!   [`crate::vfs::unix`]); it sleeps until a signal.
+//!   [`crate::vfs::unix`]); it re-checks every 10 ms instead.
 //! - `recvfrom` on a stream socket reports no sender address (Linux gives
 //!   the peer's bound name).
 //! - `send` on an unconnected datagram socket without an address is
-//!   `EDESTADDRREQ` from the library (Linux: `ENOTCONN`).
+//!   `EDESTADDRREQ` from the library; mapped here to Linux's `ENOTCONN`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::procfs::KernelProc;
@@ -416,6 +417,17 @@ fn do_send(
         let op = |_: &mut TaskRunner| sock.send(chunk, fds.clone(), target.as_ref());
         let r = if nonblock {
             op(t)
+        } else if target.is_some() {
+            // An unconnected datagram's receiver does not notify senders
+            // when it drains (library limitation): re-check every 10 ms.
+            let mut op = op;
+            loop {
+                let retry = Instant::now() + Duration::from_millis(10);
+                match t.block_on(sock.queue(), EVENT_OUT, Some(retry), &mut op) {
+                    Err(e) if e.code() == libc::ETIMEDOUT => continue,
+                    r => break r,
+                }
+            }
         } else {
             t.block_on(sock.queue(), EVENT_OUT, None, op)
         };
@@ -431,6 +443,15 @@ fn do_send(
             Err(e) => break Err(e),
         }
     };
+    // Linux `unix_dgram_sendmsg`: no address and no peer is ENOTCONN (the
+    // library says EDESTADDRREQ).
+    let r = r.map_err(|e| {
+        if e.code() == libc::EDESTADDRREQ {
+            Errno::ENOTCONN
+        } else {
+            e
+        }
+    });
     if let Err(e) = r {
         if e.code() == libc::EPIPE && flags & MSG_NOSIGNAL == 0 {
             t.send_self(SigInfo::kernel(crate::kernel::signal::SIGPIPE));
