@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +52,13 @@ static void *sleeper(void *arg) {
     return NULL;
 }
 
+static void *pdeathsig_of_thread(void *arg) {
+    (void)arg;
+    int sig = -1;
+    if (prctl(PR_GET_PDEATHSIG, &sig) != 0) return (void *)-1L;
+    return (void *)(long)sig;
+}
+
 static void *execer(void *arg) {
     (void)arg;
     execl("/usr/bin/busybox", "busybox", "sh", "-c", "exit 42", (char *)NULL);
@@ -82,6 +90,14 @@ int main(void) {
     pthread_mutex_unlock(&mu);
     void *ret;
     CHECK(pthread_join(w, &ret) == 0 && (long)ret == 7);
+
+    /* A new thread does not inherit the parent-death signal (Linux
+       copy_process clears it for every new task). */
+    CHECK(prctl(PR_SET_PDEATHSIG, SIGUSR2) == 0);
+    pthread_t pd;
+    CHECK(pthread_create(&pd, NULL, pdeathsig_of_thread, NULL) == 0);
+    CHECK(pthread_join(pd, &ret) == 0 && (long)ret == 0);
+    CHECK(prctl(PR_SET_PDEATHSIG, 0) == 0);
 
     /* A signal aimed at one thread runs its handler on that thread. */
     signal(SIGUSR1, on_usr1);
