@@ -224,8 +224,10 @@ fn host_signals_are_forwarded_into_the_sandbox() {
     assert_eq!(status.code(), Some(7));
 }
 
-/// bash probes its stdin with `getpeername`: with no socket families the
-/// answer is ENOTSOCK, silently, exactly as for a non-socket fd on Linux.
+/// bash probes its stdin with `getpeername`: stdin is not a socket, so the
+/// answer is ENOTSOCK, silently, exactly as for a non-socket fd on Linux
+/// (AF_UNIX sockets are implemented, other families are EAFNOSUPPORT;
+/// none is involved here), and nothing bash calls is logged unsupported.
 #[test]
 fn bash_runs_without_unsupported_syscall_warnings() {
     if !Path::new("/bin/bash").exists() {

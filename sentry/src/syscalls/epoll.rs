@@ -6,13 +6,18 @@
 //! again, and sleeps until woken, the deadline, or a signal. A signal
 //! gives `ERESTARTNOHAND`: `EINTR` after a handler (epoll_wait is never
 //! restarted with `SA_RESTART`, as in Linux), a transparent restart after
-//! a stop or a checkpoint pause (the restart waits the full timeout again).
+//! a stop or a checkpoint pause. A wait with a timeout restarts through a
+//! [`RestartBlock::Epoll`] holding its absolute sandbox-monotonic deadline,
+//! so the restart waits only the time left, also after a restore. (Linux
+//! returns EINTR after a stop/continue too, see signal(7); sbx restarts
+//! silently there, as it must after a checkpoint pause.)
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::signal::SigSet;
-use crate::kernel::time::timespec_from;
+use crate::kernel::task::RestartBlock;
+use crate::kernel::time::{timespec_from, ClockKind, Nanos};
 use crate::kernel::TaskRunner;
 use crate::vfs::eventfd::EFD_SEMAPHORE;
 use crate::vfs::{FileDescription, EPOLL_EVENT_SIZE};
@@ -121,45 +126,96 @@ fn do_wait(
     Ok(got.len() as u64)
 }
 
-/// A millisecond timeout: negative is forever.
-fn ms_deadline(ms: i32) -> Option<Instant> {
-    (ms >= 0).then(|| Instant::now() + Duration::from_millis(ms as u64))
+/// Waits like [`do_wait`] until the sandbox-monotonic `deadline` (`None`:
+/// forever) under the temporary mask `sigmask` (already installed by the
+/// caller). Interrupted with a deadline, it leaves a restart block so a
+/// silent restart (after a stop or a checkpoint pause) waits only the
+/// time left, also across a restore (as `poll` does with Linux
+/// `do_restart_poll`); after a handler the kernel turns it into EINTR.
+fn wait_until(
+    t: &mut TaskRunner,
+    a: [u64; 3],
+    deadline: Option<Nanos>,
+    sigmask: Option<u64>,
+) -> SysResult<u64> {
+    let host = deadline.map(|d| t.kernel.clocks.deadline(ClockKind::Monotonic, d, 0));
+    match (do_wait(t, a[0], a[1], a[2], host), deadline) {
+        (Err(e), Some(deadline)) if e.code() == crate::errno::ERESTARTNOHAND => {
+            t.task.local().restart = Some(RestartBlock::Epoll {
+                epfd: a[0],
+                events: a[1],
+                maxevents: a[2],
+                deadline,
+                sigmask,
+            });
+            Err(Errno::ERESTART_RESTARTBLOCK)
+        }
+        (r, _) => r,
+    }
+}
+
+/// `restart_syscall` of an interrupted epoll wait: installs its temporary
+/// mask again and waits until the saved sandbox-monotonic `deadline`.
+pub fn restart_epoll_wait(
+    t: &mut TaskRunner,
+    a: [u64; 3],
+    deadline: Nanos,
+    sigmask: Option<u64>,
+) -> SysResult<u64> {
+    if let Some(m) = sigmask {
+        t.set_temporary_mask(SigSet(m));
+    }
+    wait_until(t, a, Some(deadline), sigmask)
+}
+
+/// A millisecond timeout as a sandbox-monotonic deadline: negative is
+/// forever.
+fn ms_deadline(t: &TaskRunner, ms: i32) -> Option<Nanos> {
+    (ms >= 0).then(|| {
+        t.kernel
+            .clocks
+            .monotonic()
+            .saturating_add(i64::from(ms) * 1_000_000)
+    })
 }
 
 /// `epoll_wait(epfd, events, maxevents, timeout_ms)`.
 pub fn epoll_wait(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
-    do_wait(t, a[0], a[1], a[2], ms_deadline(arg_i32(a[3])))
+    let deadline = ms_deadline(t, arg_i32(a[3]));
+    wait_until(t, [a[0], a[1], a[2]], deadline, None)
 }
 
-/// Installs the temporary signal mask of epoll_pwait/epoll_pwait2.
-fn temp_mask(t: &mut TaskRunner, addr: u64, size: u64) -> SysResult<()> {
+/// Installs the temporary signal mask of epoll_pwait/epoll_pwait2 and
+/// returns it (`None`: no mask given).
+fn temp_mask(t: &mut TaskRunner, addr: u64, size: u64) -> SysResult<Option<u64>> {
     if addr == 0 {
-        return Ok(());
+        return Ok(None);
     }
     if size != 8 {
         return Err(Errno::EINVAL.because("bad sigsetsize"));
     }
-    let m = SigSet(t.read_u64(addr)?);
-    t.set_temporary_mask(m);
-    Ok(())
+    let m = t.read_u64(addr)?;
+    t.set_temporary_mask(SigSet(m));
+    Ok(Some(m))
 }
 
 /// `epoll_pwait(epfd, events, maxevents, timeout_ms, sigmask, sigsetsize)`.
 pub fn epoll_pwait(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
-    temp_mask(t, a[4], a[5])?;
-    do_wait(t, a[0], a[1], a[2], ms_deadline(arg_i32(a[3])))
+    let deadline = ms_deadline(t, arg_i32(a[3]));
+    let mask = temp_mask(t, a[4], a[5])?;
+    wait_until(t, [a[0], a[1], a[2]], deadline, mask)
 }
 
 /// `epoll_pwait2(epfd, events, maxevents, timeout_ts, sigmask, sigsetsize)`.
 pub fn epoll_pwait2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let deadline = if a[3] != 0 {
         let ns = timespec_from(&t.read_array::<16>(a[3])?)?;
-        Some(Instant::now() + Duration::from_nanos(ns.max(0) as u64))
+        Some(t.kernel.clocks.monotonic().saturating_add(ns.max(0)))
     } else {
         None
     };
-    temp_mask(t, a[4], a[5])?;
-    do_wait(t, a[0], a[1], a[2], deadline)
+    let mask = temp_mask(t, a[4], a[5])?;
+    wait_until(t, [a[0], a[1], a[2]], deadline, mask)
 }
 
 /// `eventfd(initval)`.

@@ -187,6 +187,13 @@ pub fn restart_syscall(t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
             val,
             deadline,
         }) => super::futex::restart_futex_wait(t, uaddr, val, deadline),
+        Some(RestartBlock::Epoll {
+            epfd,
+            events,
+            maxevents,
+            deadline,
+            sigmask,
+        }) => super::epoll::restart_epoll_wait(t, [epfd, events, maxevents], deadline, sigmask),
         None => Err(Errno::EINTR),
     }
 }

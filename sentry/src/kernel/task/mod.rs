@@ -85,6 +85,19 @@ pub enum RestartBlock {
         /// Absolute deadline, sandbox monotonic nanoseconds.
         deadline: i64,
     },
+    /// `epoll_wait`/`epoll_pwait`/`epoll_pwait2` with a timeout,
+    /// interrupted by a stop or a checkpoint pause (after a handler it is
+    /// EINTR, as in Linux `ep_poll`; see `syscalls::epoll`).
+    Epoll {
+        epfd: u64,
+        events: u64,
+        maxevents: u64,
+        /// Absolute deadline, sandbox monotonic nanoseconds.
+        deadline: i64,
+        /// The temporary signal mask of `epoll_pwait`/`epoll_pwait2`,
+        /// installed again by the restart.
+        sigmask: Option<u64>,
+    },
 }
 
 /// Task state that the task's own thread mutates.
