@@ -99,7 +99,7 @@ static void run(const char *name, enum mode m, int ep) {
     printf("%s r=%d errno=%d ms=%ld stop_at=%ld usr1=%d\n", name, r, e, ms, at - t0, (int)usr1);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -113,6 +113,15 @@ int main(void) {
     CHECK(ep >= 0);
     struct epoll_event e = {.events = EPOLLIN};
     CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, q[0], &e) == 0);
+    if (argc > 1 && strcmp(argv[1], "ckpt") == 0) {
+        /* The test checkpoints (--leave-running) during this wait. */
+        struct epoll_event ev;
+        printf("waiting\n");
+        long t0 = now_ms();
+        int r = epoll_wait(ep, &ev, 1, 3000);
+        printf("ckpt r=%d ms=%ld\n", r, now_ms() - t0);
+        return 0;
+    }
     run("wait", WAIT, ep);
     run("pwait", PWAIT, ep);
     run("pwait2", PWAIT2, ep);

@@ -8,9 +8,13 @@
 //! `tests/guests/epoll_restart.c`. Not compared with native Linux, which
 //! returns EINTR right after the continue (signal(7)).
 
-use std::collections::HashMap;
+mod checkpoint_util;
 
-use tests::{guest, run_sbx, Link, Opts};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use checkpoint_util::{guest, path_str, Env, Link};
+use tests::{run_sbx, Opts};
 
 /// One `CASE key=value...` line of the guest as a map.
 fn cases(out: &str) -> HashMap<String, HashMap<String, i64>> {
@@ -67,4 +71,21 @@ fn stopped_epoll_waits_keep_their_remaining_timeout() {
         "handler case waited {} ms: {ctx}",
         h["ms"]
     );
+}
+
+/// The kernel pause of a checkpoint (`--leave-running`) 1 s into a
+/// 3000 ms `epoll_wait` restarts it with the time left: it returns 0
+/// events ~3000 ms after it began, not >= 4000 ms.
+#[test]
+fn checkpoint_pause_keeps_the_remaining_epoll_timeout() {
+    let env = Env::new();
+    let g = guest("epoll_restart", Link::Static);
+    let mut sb = env.run("ep", &[path_str(&g), "ckpt"]);
+    sb.wait_for("waiting", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(1));
+    env.checkpoint("ep", &env.image("img"), &["--leave-running"]);
+    let line = sb.wait_for("ckpt ", Duration::from_secs(20));
+    let k = &cases(&line)["ckpt"];
+    assert_eq!(k["r"], 0, "{line}");
+    assert!((2990..3700).contains(&k["ms"]), "{line}");
 }
