@@ -68,6 +68,7 @@ fn hostile_lengths_do_not_drive_allocations() {
         threads: 1,
         sync: false,
         progress: None,
+        ..WriteOptions::default()
     };
     let mut stream = Vec::new();
     write_stream(&mut stream, &input(&meta, &state, &mem, &ranges), &opts).unwrap();

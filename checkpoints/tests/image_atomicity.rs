@@ -20,6 +20,7 @@ fn opts<'a>() -> WriteOptions<'a> {
         threads: 2,
         sync: true,
         progress: None,
+        ..WriteOptions::default()
     }
 }
 

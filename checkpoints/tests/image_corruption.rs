@@ -24,6 +24,7 @@ fn opts<'a>() -> WriteOptions<'a> {
         threads: 2,
         sync: false,
         progress: None,
+        ..WriteOptions::default()
     }
 }
 

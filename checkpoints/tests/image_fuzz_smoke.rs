@@ -49,6 +49,7 @@ fn seeds() -> Vec<Vec<u8>> {
             threads: 1,
             sync: false,
             progress: None,
+            ..WriteOptions::default()
         };
         let inp = input(&meta, b"a small state", &mem, &ranges);
         let mut stream = Vec::new();

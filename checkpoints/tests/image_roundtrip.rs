@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use checkpoints::image::{
     dir_to_stream, read_dir, read_stream, stream_to_dir, write_dir, write_stream, Codec,
     Compression, CpuFeatures, DirImage, Progress, ReadOptions, StreamReader, WriteOptions,
-    PAGE_SIZE,
+    DEFAULT_WRITEBACK_STEP, PAGE_SIZE,
 };
 use image_common::*;
 
@@ -21,6 +21,7 @@ fn opts<'a>(compression: Compression) -> WriteOptions<'a> {
         threads: 2,
         sync: true,
         progress: None,
+        ..WriteOptions::default()
     }
 }
 
@@ -248,6 +249,39 @@ fn output_does_not_depend_on_thread_count() {
     )
     .unwrap();
     assert_eq!(one, four);
+}
+
+/// Starting writeback while `memory.bin` is written (here every page,
+/// raw and zstd) changes nothing in the files, and the image reads back.
+#[test]
+fn writeback_does_not_change_the_image() {
+    let (mem, ranges) = memory(600, 9);
+    let meta = meta();
+    let inp = input(&meta, b"state", &mem, &ranges);
+    let dir = tempfile::tempdir().unwrap();
+    for compression in [Compression::None, Compression::Zstd(1)] {
+        let mut files = Vec::new();
+        for (i, step) in [0, PAGE_SIZE, DEFAULT_WRITEBACK_STEP]
+            .into_iter()
+            .enumerate()
+        {
+            let path = dir.path().join(format!("img-{compression:?}-{i}"));
+            let o = WriteOptions {
+                writeback_step: step,
+                ..opts(compression)
+            };
+            write_dir(&path, &inp, &o).unwrap();
+            let mut dst = vec![0u8; mem.len()];
+            read_dir(&path, &mut dst, &ReadOptions::default()).unwrap();
+            assert_eq!(dst, expected_restore(&mem, &ranges), "step {step}");
+            files.push((
+                std::fs::read(path.join("memory.bin")).unwrap(),
+                std::fs::read(path.join("state.bin")).unwrap(),
+            ));
+        }
+        assert!(files[0].0.len() as u64 > 100 * PAGE_SIZE);
+        assert!(files.iter().all(|f| *f == files[0]), "{compression:?}");
+    }
 }
 
 #[test]

@@ -77,11 +77,12 @@ fn stored_state(image: &DirImage) -> Result<Vec<u8>, ImageError> {
 }
 
 /// Reads an image stream from `input` and writes it as a directory at
-/// `dst` (atomically; `sync` as in [`super::WriteOptions::sync`]).
+/// `dst` (atomically; `sync` as in [`super::WriteOptions::sync`], writeback
+/// started as with the default [`super::WriteOptions::writeback_step`]).
 pub fn stream_to_dir<R: Read>(input: R, dst: &Path, sync: bool) -> Result<Manifest, ConvertError> {
     let w = ConvertError::Write;
     let reader = StreamReader::open(input)?;
-    let mut backend = DirBackend::create(dst, sync).map_err(w)?;
+    let mut backend = DirBackend::create(dst, sync, super::DEFAULT_WRITEBACK_STEP).map_err(w)?;
     backend.head(reader.head()).map_err(w)?;
     let (info, stored, memory) = reader.read_state_stored()?;
     // Checks checksum and decompression; the stored bytes are copied as is.

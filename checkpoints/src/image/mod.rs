@@ -71,7 +71,7 @@ pub use restore::{MemorySink, ReadOptions};
 pub use schema::{SchemaInfo, SchemaMismatch, TypeFingerprint};
 pub use stats::{Progress, ProgressFn, ReadStats, WriteStats};
 pub use stream::{read_stream, StreamMemoryReader, StreamReader};
-pub use write::{write_dir, write_stream, ImageInput, WriteOptions};
+pub use write::{write_dir, write_stream, ImageInput, WriteOptions, DEFAULT_WRITEBACK_STEP};
 
 /// Snapshot format version written by this build. Independent of the crate
 /// version: it changes exactly when the byte layout in `FORMAT.md` changes.

@@ -7,10 +7,10 @@
 //!
 //! Phases (timed in [`CheckpointReport`]): pause, state encode, memory
 //! write (scan, compress, write), commit (fsync + rename, by
-//! `checkpoints::image::write_dir`). Writeback of the memory section
-//! starts while it is written (see `writeback`), so the final fsync
-//! mostly waits for the last few MiB. A failure in any phase resumes the
-//! kernel and leaves no image behind.
+//! `checkpoints::image::write_dir`). The writer starts writeback of the
+//! memory section while it is written (`WriteOptions::writeback_step`,
+//! default 16 MiB), so the final fsync mostly waits for the last few MiB.
+//! A failure in any phase resumes the kernel and leaves no image behind.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -157,17 +157,9 @@ pub fn checkpoint(
         memory,
         used_ranges: &used,
     };
-    let writeback = std::sync::Mutex::new(writeback::Writeback::new(&opts.image));
-    let progress = |p: image::Progress| {
-        if let Ok(mut w) = writeback.lock() {
-            w.written(p.done);
-        }
-        opts.progress
-            .map_or(std::ops::ControlFlow::Continue(()), |f| f(p))
-    };
     let wopts = WriteOptions {
         compression: opts.compression,
-        progress: Some(&progress),
+        progress: opts.progress,
         ..WriteOptions::default()
     };
     let stats = write(&opts.image, &input, &wopts)?;
@@ -202,129 +194,4 @@ pub fn schema_pairs(types: &[state::TypeFingerprint]) -> Vec<(String, u64)> {
         .iter()
         .map(|t| (t.name.clone(), t.fingerprint))
         .collect()
-}
-
-/// Writeback of the memory section while it is written.
-///
-/// The writer (`checkpoints::image::write_dir`) writes `memory.bin` through
-/// the page cache and fsyncs it at the end, so the disk only starts when
-/// the last byte is in: on this kind of host the memory write and the
-/// fsync then take about as long each. Starting writeback of what is
-/// already written (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, Linux
-/// `mm/filemap.c`: queues the dirty pages, does not wait) every
-/// [`STEP`](writeback::STEP) bytes overlaps the two; the final fsync only
-/// waits for the tail. Measured on 256 MiB (2-core VM, ext4): write +
-/// fsync ≈ 210 ms → ≈ 140 ms.
-///
-/// The library exposes no hook for this, so the file is found by the
-/// name of the writer's temporary directory (`.<name>.tmp-<pid>-<n>` next
-/// to the target, `checkpoints/src/image/atomic.rs`). If it is not found
-/// nothing happens: this only changes when the disk works, never what is
-/// written or when the image counts as durable (the writer's own fsyncs
-/// and rename are unchanged).
-mod writeback {
-    #![allow(unsafe_code)]
-
-    use std::fs::File;
-    use std::os::fd::AsRawFd;
-    use std::path::{Path, PathBuf};
-
-    /// Bytes of progress between two writeback starts.
-    pub(super) const STEP: u64 = 16 << 20;
-
-    pub(super) struct Writeback {
-        /// The image directory being created.
-        target: PathBuf,
-        /// `memory.bin` in the writer's temporary directory, once found.
-        file: Option<File>,
-        /// Whether the temporary directory was looked for.
-        searched: bool,
-        /// Progress at the last writeback start.
-        started_at: u64,
-    }
-
-    impl Writeback {
-        pub(super) fn new(target: &Path) -> Writeback {
-            Writeback {
-                target: target.to_owned(),
-                file: None,
-                searched: false,
-                started_at: 0,
-            }
-        }
-
-        /// The writer has written the memory section up to `done` bytes
-        /// of used memory.
-        pub(super) fn written(&mut self, done: u64) {
-            if !self.searched {
-                self.searched = true;
-                self.file = find_memory_file(&self.target);
-            }
-            if done < self.started_at.saturating_add(STEP) {
-                return;
-            }
-            self.started_at = done;
-            if let Some(f) = &self.file {
-                // SAFETY: `sync_file_range` only reads its integer
-                // arguments; the fd is owned by `f`, open for the call.
-                let r = unsafe {
-                    libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE)
-                };
-                if r != 0 {
-                    tracing::debug!(
-                        "sync_file_range on the image memory file: {}",
-                        std::io::Error::last_os_error()
-                    );
-                    self.file = None;
-                }
-            }
-        }
-    }
-
-    /// `memory.bin` in this process's temporary directory for `target`.
-    fn find_memory_file(target: &Path) -> Option<File> {
-        let name = target.file_name()?.to_string_lossy();
-        let parent = match target.parent() {
-            Some(p) if p.as_os_str().is_empty() => Path::new("."),
-            Some(p) => p,
-            None => return None,
-        };
-        let prefix = format!(".{name}.tmp-{}-", std::process::id());
-        std::fs::read_dir(parent)
-            .ok()?
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .find_map(|e| File::open(e.path().join(checkpoints::image::MEMORY_FILE)).ok())
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn finds_the_writers_memory_file_and_starts_writeback() {
-            let dir = tempfile::tempdir().unwrap();
-            let target = dir.path().join("img");
-            let tmp = dir
-                .path()
-                .join(format!(".img.tmp-{}-7", std::process::id()));
-            std::fs::create_dir(&tmp).unwrap();
-            std::fs::write(
-                tmp.join(checkpoints::image::MEMORY_FILE),
-                vec![1u8; 1 << 20],
-            )
-            .unwrap();
-            let mut w = Writeback::new(&target);
-            w.written(0);
-            assert!(w.file.is_some(), "memory file of the writer not found");
-            w.written(STEP);
-            assert!(w.file.is_some(), "sync_file_range failed");
-            assert_eq!(w.started_at, STEP);
-            // Another process's temporary directory is not used.
-            let mut other = Writeback::new(&dir.path().join("other"));
-            std::fs::create_dir(dir.path().join(".other.tmp-1-0")).unwrap();
-            other.written(STEP);
-            assert!(other.file.is_none());
-        }
-    }
 }
