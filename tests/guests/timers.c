@@ -60,22 +60,34 @@ int main(void) {
     /* SIGSTOP/SIGCONT restart a relative FUTEX_WAIT through the restart
        block: it times out 1 s after it started, not 1 s after SIGCONT
        (Linux futex_wait_restart). */
+    /* The child reports (through a pipe) that it is about to wait; the
+       parent stops it 200 ms later, well inside the wait even on a loaded
+       machine, and continues it 800 ms after that. With the restart block
+       the wait ends ~1 s after it began; restarted with the full timeout
+       it would end ~2 s after. */
+    int ready[2];
+    CHECK(pipe(ready) == 0);
     c = fork();
     if (c == 0) {
         static int word;
         struct timespec t0, t1, to = {1, 0};
+        close(ready[0]);
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (write(ready[1], "r", 1) != 1) _exit(7);
         long r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &to, NULL, 0);
         int e = errno;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double took = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
         if (r != -1 || e != ETIMEDOUT) _exit(4);
-        _exit(took < 0.95 ? 5 : took > 1.45 ? 6 : 0);
+        _exit(took < 0.95 ? 5 : took > 1.6 ? 6 : 0);
     }
+    close(ready[1]);
+    char byte;
+    CHECK(read(ready[0], &byte, 1) == 1);
     usleep(200000);
     CHECK(kill(c, SIGSTOP) == 0);
     CHECK(waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st));
-    usleep(500000);
+    usleep(800000);
     CHECK(kill(c, SIGCONT) == 0);
     CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st));
     CHECK(WEXITSTATUS(st) == 0);
