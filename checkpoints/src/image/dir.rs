@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::compress::decode_state;
 use super::error::{ImageError, ImageFile};
 use super::manifest::{ChunkInfo, Manifest};
-use super::restore::{restore_fed, MemorySink, ReadOptions, Target};
+use super::restore::{region_targets, restore_fed, MemorySink, ReadOptions, Target};
 use super::stats::ReadStats;
 use super::{MANIFEST_FILE, MAX_MANIFEST_LEN, MEMORY_FILE, STATE_FILE};
 
@@ -141,28 +141,7 @@ impl DirImage {
         opts: &ReadOptions<'_>,
     ) -> Result<ReadStats, ImageError> {
         let needed = self.manifest.head.layout.memory_len;
-        if (dst.len() as u64) < needed {
-            return Err(ImageError::DestinationTooSmall {
-                needed,
-                actual: dst.len() as u64,
-            });
-        }
-        let mut rest = dst;
-        let mut rest_base = 0u64;
-        self.restore(opts, move |info| {
-            // Chunks are disjoint, increasing and inside memory_len (checked).
-            let start = info.runs.first().map_or(rest_base, |r| r.offset);
-            let end = info.runs.last().map_or(start, |r| r.offset + r.len());
-            let tail = std::mem::take(&mut rest);
-            let (_, tail) = tail.split_at_mut((start - rest_base) as usize);
-            let (region, tail) = tail.split_at_mut((end - start) as usize);
-            rest = tail;
-            rest_base = end;
-            Target::Region {
-                base: start,
-                buf: region,
-            }
-        })
+        self.restore(opts, region_targets(dst, needed)?)
     }
 
     /// Restores memory through `sink` (called concurrently, disjoint

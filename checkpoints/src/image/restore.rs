@@ -46,6 +46,37 @@ pub(crate) enum Target<'d> {
     Sink(&'d dyn MemorySink),
 }
 
+/// Splits `dst` (at least `needed` bytes, the image's `memory_len`) into
+/// one [`Target::Region`] per chunk, in chunk order: the returned function
+/// must be called with chunks that are disjoint, increasing and inside
+/// `memory_len` (the readers check that before calling it).
+pub(crate) fn region_targets<'d>(
+    dst: &'d mut [u8],
+    needed: u64,
+) -> Result<impl FnMut(&ChunkInfo) -> Target<'d>, ImageError> {
+    if (dst.len() as u64) < needed {
+        return Err(ImageError::DestinationTooSmall {
+            needed,
+            actual: dst.len() as u64,
+        });
+    }
+    let mut rest = dst;
+    let mut rest_base = 0u64;
+    Ok(move |info: &ChunkInfo| {
+        let start = info.runs.first().map_or(rest_base, |r| r.offset);
+        let end = info.runs.last().map_or(start, |r| r.offset + r.len());
+        let tail = std::mem::take(&mut rest);
+        let (_, tail) = tail.split_at_mut((start - rest_base) as usize);
+        let (region, tail) = tail.split_at_mut((end - start) as usize);
+        rest = tail;
+        rest_base = end;
+        Target::Region {
+            base: start,
+            buf: region,
+        }
+    })
+}
+
 /// Recycled payload buffers (at most one per job in flight).
 #[derive(Default)]
 pub(crate) struct Buffers(Mutex<Vec<Vec<u8>>>);

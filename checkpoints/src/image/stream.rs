@@ -25,7 +25,7 @@ use super::error::{ImageError, ImageFile, WriteError};
 use super::manifest::{
     decode_exact, le_array, parse_header, ChunkInfo, Manifest, ManifestHead, StateInfo,
 };
-use super::restore::{restore_fed, MemorySink, ReadOptions, Target};
+use super::restore::{region_targets, restore_fed, MemorySink, ReadOptions, Target};
 use super::stats::ReadStats;
 use super::validate::{check_state_info, ChunkChecker};
 use super::write::Backend;
@@ -419,28 +419,7 @@ impl<R: Read> StreamMemoryReader<R> {
         opts: &ReadOptions<'_>,
     ) -> Result<(Manifest, ReadStats), ImageError> {
         let needed = self.cursor.head.layout.memory_len;
-        if (dst.len() as u64) < needed {
-            return Err(ImageError::DestinationTooSmall {
-                needed,
-                actual: dst.len() as u64,
-            });
-        }
-        let mut rest = dst;
-        let mut rest_base = 0u64;
-        self.restore(opts, move |info| {
-            // Chunks are disjoint and increasing (checked), inside dst.
-            let start = info.runs.first().map_or(rest_base, |r| r.offset);
-            let end = info.runs.last().map_or(start, |r| r.offset + r.len());
-            let tail = std::mem::take(&mut rest);
-            let (_, tail) = tail.split_at_mut((start - rest_base) as usize);
-            let (region, tail) = tail.split_at_mut((end - start) as usize);
-            rest = tail;
-            rest_base = end;
-            Target::Region {
-                base: start,
-                buf: region,
-            }
-        })
+        self.restore(opts, region_targets(dst, needed)?)
     }
 
     /// Restores memory through `sink` (called concurrently with disjoint
