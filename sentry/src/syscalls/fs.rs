@@ -12,7 +12,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::procfs::KernelProc;
 use crate::kernel::thread_group::lock;
 use crate::kernel::TaskRunner;
-use crate::vfs::{At, Creds, FileDescription, FsContext, IoctlOutcome, UtimeSpec};
+use crate::vfs::{At, Creds, FileDescription, FsContext, IoctlOutcome, ProcSource, UtimeSpec, Vfs};
 use crate::waiter::{EVENT_IN, EVENT_OUT};
 
 use super::arg_i32;
@@ -525,43 +525,45 @@ pub fn fchdir(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn do_mkdir(t: &mut TaskRunner, dirfd: u64, path: Vec<u8>, mode: u32) -> SysResult<u64> {
+/// The signature shared by [`Vfs::mkdir`] and [`Vfs::mknod`].
+type MakeFn = fn(&Vfs, &FsContext, At<'_>, &[u8], u32, Creds, &dyn ProcSource) -> SysResult<()>;
+
+/// `mkdir`/`mknod` and their `*at` forms: creates `path` (relative to
+/// `dirfd`) with `mode` and the caller's credentials through `make`.
+fn do_make(
+    t: &mut TaskRunner,
+    dirfd: u64,
+    path: Vec<u8>,
+    mode: u32,
+    make: MakeFn,
+) -> SysResult<u64> {
     let path = nonempty(path)?;
     let c = creds(t);
     with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
-        vfs.mkdir(ctx, at, &path, mode, c, src)
+        make(vfs, ctx, at, &path, mode, c, src)
     })?;
     Ok(0)
 }
 
 pub fn mkdir(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let p = t.read_path(a[0])?;
-    do_mkdir(t, AT_FDCWD as u64, p, a[1] as u32)
+    do_make(t, AT_FDCWD as u64, p, a[1] as u32, Vfs::mkdir)
 }
 
 pub fn mkdirat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let p = t.read_path(a[1])?;
-    do_mkdir(t, a[0], p, a[2] as u32)
+    do_make(t, a[0], p, a[2] as u32, Vfs::mkdir)
 }
 
 /// `mknod`: regular files, FIFOs and socket nodes (no device nodes).
-fn do_mknod(t: &mut TaskRunner, dirfd: u64, path: Vec<u8>, mode: u32) -> SysResult<u64> {
-    let path = nonempty(path)?;
-    let c = creds(t);
-    with_vfs(t, dirfd, &path, |vfs, ctx, at, src| {
-        vfs.mknod(ctx, at, &path, mode, c, src)
-    })?;
-    Ok(0)
-}
-
 pub fn mknod(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let p = t.read_path(a[0])?;
-    do_mknod(t, AT_FDCWD as u64, p, a[1] as u32)
+    do_make(t, AT_FDCWD as u64, p, a[1] as u32, Vfs::mknod)
 }
 
 pub fn mknodat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let p = t.read_path(a[1])?;
-    do_mknod(t, a[0], p, a[2] as u32)
+    do_make(t, a[0], p, a[2] as u32, Vfs::mknod)
 }
 
 pub fn rmdir(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
@@ -596,6 +598,42 @@ pub fn unlinkat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
+/// The signature shared by [`Vfs::rename`] and [`Vfs::link`].
+type TwoPathFn =
+    fn(&Vfs, &FsContext, At<'_>, &[u8], At<'_>, &[u8], u32, &dyn ProcSource) -> SysResult<()>;
+
+/// `rename`/`link` and their `*at` forms: `old` (relative to `olddir`) and
+/// `new` (non-empty, relative to `newdir`) handed to `op` with `flags`.
+fn do_two_paths(
+    t: &mut TaskRunner,
+    olddir: u64,
+    old: Vec<u8>,
+    newdir: u64,
+    new: Vec<u8>,
+    flags: u32,
+    op: TwoPathFn,
+) -> SysResult<u64> {
+    let new = nonempty(new)?;
+    let od = dirfile(t, olddir, &old)?;
+    let nd = dirfile(t, newdir, &new)?;
+    let ctx = fs_ctx(t);
+    let src = KernelProc {
+        kernel: &t.kernel,
+        current: t.pid(),
+    };
+    op(
+        &t.kernel.vfs,
+        &ctx,
+        at(&od),
+        &old,
+        at(&nd),
+        &new,
+        flags,
+        &src,
+    )?;
+    Ok(0)
+}
+
 fn do_rename(
     t: &mut TaskRunner,
     olddir: u64,
@@ -605,18 +643,7 @@ fn do_rename(
     flags: u32,
 ) -> SysResult<u64> {
     let old = nonempty(old)?;
-    let new = nonempty(new)?;
-    let od = dirfile(t, olddir, &old)?;
-    let nd = dirfile(t, newdir, &new)?;
-    let ctx = fs_ctx(t);
-    let src = KernelProc {
-        kernel: &t.kernel,
-        current: t.pid(),
-    };
-    t.kernel
-        .vfs
-        .rename(&ctx, at(&od), &old, at(&nd), &new, flags, &src)?;
-    Ok(0)
+    do_two_paths(t, olddir, old, newdir, new, flags, Vfs::rename)
 }
 
 pub fn rename(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
@@ -648,18 +675,7 @@ fn do_link(
     if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    let new = nonempty(new)?;
-    let od = dirfile(t, olddir, &old)?;
-    let nd = dirfile(t, newdir, &new)?;
-    let ctx = fs_ctx(t);
-    let src = KernelProc {
-        kernel: &t.kernel,
-        current: t.pid(),
-    };
-    t.kernel
-        .vfs
-        .link(&ctx, at(&od), &old, at(&nd), &new, flags, &src)?;
-    Ok(0)
+    do_two_paths(t, olddir, old, newdir, new, flags, Vfs::link)
 }
 
 pub fn link(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
