@@ -75,6 +75,24 @@ fn overlay_node(loc: &Location) -> SysResult<&Arc<Node>> {
 }
 
 impl Vfs {
+    /// The parent directory and final name of a node about to be created
+    /// at `path`: `EEXIST` when the name is `.`/`..` or a mount point
+    /// (Linux `filename_create`). The trailing-slash rule is the caller's.
+    fn resolve_new(
+        &self,
+        ctx: &FsContext,
+        at: At<'_>,
+        path: &[u8],
+        src: &dyn ProcSource,
+    ) -> SysResult<ParentAndName> {
+        let start = self.start(ctx, at, path)?;
+        let pn = Resolver::new(self, &ctx.root, src).resolve_parent(&start, path)?;
+        if is_dot(&pn.name) || self.is_mount_point(&pn.dir, &pn.name) {
+            return Err(Errno::EEXIST);
+        }
+        Ok(pn)
+    }
+
     fn start(&self, ctx: &FsContext, at: At<'_>, path: &[u8]) -> SysResult<Location> {
         if path.first() == Some(&b'/') {
             return Ok(ctx.root.clone());
@@ -340,11 +358,7 @@ impl Vfs {
         creds: Creds,
         src: &dyn ProcSource,
     ) -> SysResult<()> {
-        let start = self.start(ctx, at, path)?;
-        let pn = Resolver::new(self, &ctx.root, src).resolve_parent(&start, path)?;
-        if is_dot(&pn.name) || self.is_mount_point(&pn.dir, &pn.name) {
-            return Err(Errno::EEXIST);
-        }
+        let pn = self.resolve_new(ctx, at, path, src)?;
         let dir = overlay_dir(&pn.dir)?;
         let perm = mode & !ctx.umask & 0o1777;
         self.overlay()
@@ -379,11 +393,7 @@ impl Vfs {
             }
             _ => return Err(Errno::EINVAL.because("bad mknod type")),
         };
-        let start = self.start(ctx, at, path)?;
-        let pn = Resolver::new(self, &ctx.root, src).resolve_parent(&start, path)?;
-        if is_dot(&pn.name) || self.is_mount_point(&pn.dir, &pn.name) {
-            return Err(Errno::EEXIST);
-        }
+        let pn = self.resolve_new(ctx, at, path, src)?;
         if pn.trailing_slash {
             return Err(Errno::ENOENT.because("trailing slash on a new node"));
         }
@@ -410,11 +420,7 @@ impl Vfs {
         if target.len() >= crate::vfs::path::PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
-        let start = self.start(ctx, at, path)?;
-        let pn = Resolver::new(self, &ctx.root, src).resolve_parent(&start, path)?;
-        if is_dot(&pn.name) || self.is_mount_point(&pn.dir, &pn.name) {
-            return Err(Errno::EEXIST);
-        }
+        let pn = self.resolve_new(ctx, at, path, src)?;
         if pn.trailing_slash {
             return Err(Errno::ENOENT.because("trailing slash on a new symlink"));
         }
@@ -573,11 +579,7 @@ impl Vfs {
             let follow = flags & libc::AT_SYMLINK_FOLLOW as u32 != 0;
             self.lookup(ctx, old_at, old_path, follow, src)?
         };
-        let new_start = self.start(ctx, new_at, new_path)?;
-        let pn = Resolver::new(self, &ctx.root, src).resolve_parent(&new_start, new_path)?;
-        if is_dot(&pn.name) || self.is_mount_point(&pn.dir, &pn.name) {
-            return Err(Errno::EEXIST);
-        }
+        let pn = self.resolve_new(ctx, new_at, new_path, src)?;
         if pn.trailing_slash {
             return Err(Errno::ENOENT.because("trailing slash on a new link"));
         }
