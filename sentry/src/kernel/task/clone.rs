@@ -292,30 +292,8 @@ impl TaskRunner {
         if flags & CLONE_PARENT_SETTID != 0 {
             let _ = self.write_u32(ptid, tid as u32);
         }
-        let kernel = self.kernel.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<bool>();
-        let spawned = std::thread::Builder::new()
-            .name(format!("task-{tid}"))
-            .spawn(move || {
-                let ctx = match seed.attach() {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!("cannot attach a new thread's context: {e}");
-                        let _ = tx.send(false);
-                        return;
-                    }
-                };
-                let _ = tx.send(true);
-                let mut runner = TaskRunner::new(kernel, task, ctx, regs);
-                let set_tid = runner.task.local().set_child_tid;
-                if set_tid != 0 {
-                    let tid = runner.tid() as u32;
-                    let _ = runner.write_u32(set_tid, tid);
-                }
-                runner.run();
-            });
-        let ok = spawned.is_ok() && matches!(rx.recv(), Ok(true));
-        if !ok {
+        // The host thread (named `task-{tid}`) attaches the seed's context.
+        if self.spawn_child(task, regs, Some(seed)).is_err() {
             let mut ts = self.kernel.tasks();
             ts.tasks.remove(&tid);
             if let Some(p) = ts.procs.get_mut(&pid) {
