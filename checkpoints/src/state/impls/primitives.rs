@@ -114,45 +114,35 @@ impl Stateify for u8 {
     }
 }
 
-/// `usize` is saved as `u64`, so images move between 64-bit builds freely;
-/// a value that does not fit this target's `usize` is refused on load.
-impl Stateify for usize {
-    const SHAPE: u64 = hash_str("u64");
-    const MIN_SIZE: usize = 1;
-    const HAS_HOOKS: bool = false;
-    fn type_name() -> String {
-        "usize".to_owned()
-    }
-    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        (*self as u64).save(enc)
-    }
-    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
-        let v = u64::load(dec)?;
-        usize::try_from(v).map_err(|_| LoadError::InvalidValue {
-            type_name: "usize",
-            reason: "out of range",
-        })
-    }
+/// `usize`/`isize` are saved as `u64`/`i64` (same shape), so images move
+/// between 64-bit builds freely; a value that does not fit this target's
+/// type is refused on load.
+macro_rules! via_64 {
+    ($($t:ty => $wide:ty, $name:literal;)*) => {$(
+        impl Stateify for $t {
+            const SHAPE: u64 = <$wide as Stateify>::SHAPE;
+            const MIN_SIZE: usize = 1;
+            const HAS_HOOKS: bool = false;
+            fn type_name() -> String {
+                $name.to_owned()
+            }
+            fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+                (*self as $wide).save(enc)
+            }
+            fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+                let v = <$wide as Stateify>::load(dec)?;
+                <$t>::try_from(v).map_err(|_| LoadError::InvalidValue {
+                    type_name: $name,
+                    reason: "out of range",
+                })
+            }
+        }
+    )*};
 }
 
-/// `isize` is saved as `i64` (see `usize`).
-impl Stateify for isize {
-    const SHAPE: u64 = hash_str("i64");
-    const MIN_SIZE: usize = 1;
-    const HAS_HOOKS: bool = false;
-    fn type_name() -> String {
-        "isize".to_owned()
-    }
-    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        (*self as i64).save(enc)
-    }
-    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
-        let v = i64::load(dec)?;
-        isize::try_from(v).map_err(|_| LoadError::InvalidValue {
-            type_name: "isize",
-            reason: "out of range",
-        })
-    }
+via_64! {
+    usize => u64, "usize";
+    isize => i64, "isize";
 }
 
 impl Stateify for () {
@@ -170,38 +160,31 @@ impl Stateify for () {
     }
 }
 
-impl Stateify for String {
-    const SHAPE: u64 = hash_str("String");
-    const MIN_SIZE: usize = 1;
-    const HAS_HOOKS: bool = false;
-    fn type_name() -> String {
-        "String".to_owned()
-    }
-    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        enc.write_len(self.len());
-        enc.write_bytes(self.as_bytes());
-        Ok(())
-    }
-    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
-        Ok(dec.read_str()?.to_owned())
-    }
+/// UTF-8 strings: the length, then the bytes (one shape for both types).
+macro_rules! string {
+    ($($t:ty => $name:literal;)*) => {$(
+        impl Stateify for $t {
+            const SHAPE: u64 = hash_str("String");
+            const MIN_SIZE: usize = 1;
+            const HAS_HOOKS: bool = false;
+            fn type_name() -> String {
+                $name.to_owned()
+            }
+            fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+                enc.write_len(self.len());
+                enc.write_bytes(self.as_bytes());
+                Ok(())
+            }
+            fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+                Ok(dec.read_str()?.into())
+            }
+        }
+    )*};
 }
 
-impl Stateify for Box<str> {
-    const SHAPE: u64 = hash_str("String");
-    const MIN_SIZE: usize = 1;
-    const HAS_HOOKS: bool = false;
-    fn type_name() -> String {
-        "Box<str>".to_owned()
-    }
-    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        enc.write_len(self.len());
-        enc.write_bytes(self.as_bytes());
-        Ok(())
-    }
-    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
-        Ok(dec.read_str()?.into())
-    }
+string! {
+    String => "String";
+    Box<str> => "Box<str>";
 }
 
 #[cfg(test)]

@@ -130,43 +130,34 @@ atomic! {
     AtomicIsize => isize, "AtomicIsize";
 }
 
-/// An `Arc<T>` is a reference to a shared object (written once per
-/// allocation; see [`crate::state`]).
-impl<T: Stateify> Stateify for Arc<T> {
-    const SHAPE: u64 = combine(hash_str("Arc"), T::SHAPE);
-    const MIN_SIZE: usize = 1;
-    const HAS_HOOKS: bool = false;
-    fn type_name() -> String {
-        format!("Arc<{}>", T::type_name())
-    }
-    fn visit_types(v: &mut TypeVisitor) {
-        v.object::<T>();
-    }
-    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        enc.save_arc(self)
-    }
-    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
-        dec.load_arc()
-    }
+/// Shared pointers are references to a shared object (written once per
+/// allocation; see [`crate::state`]): an `Arc<T>` comes back pointing at the
+/// same object, a `Weak<T>` at the same object or dangling.
+macro_rules! shared_pointer {
+    ($($p:ident => $save:ident, $load:ident;)*) => {$(
+        impl<T: Stateify> Stateify for $p<T> {
+            const SHAPE: u64 = combine(hash_str(stringify!($p)), T::SHAPE);
+            const MIN_SIZE: usize = 1;
+            const HAS_HOOKS: bool = false;
+            fn type_name() -> String {
+                format!(concat!(stringify!($p), "<{}>"), T::type_name())
+            }
+            fn visit_types(v: &mut TypeVisitor) {
+                v.object::<T>();
+            }
+            fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
+                enc.$save(self)
+            }
+            fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
+                dec.$load()
+            }
+        }
+    )*};
 }
 
-/// A `Weak<T>` comes back pointing at the same object, or dangling.
-impl<T: Stateify> Stateify for Weak<T> {
-    const SHAPE: u64 = combine(hash_str("Weak"), T::SHAPE);
-    const MIN_SIZE: usize = 1;
-    const HAS_HOOKS: bool = false;
-    fn type_name() -> String {
-        format!("Weak<{}>", T::type_name())
-    }
-    fn visit_types(v: &mut TypeVisitor) {
-        v.object::<T>();
-    }
-    fn save(&self, enc: &mut Encoder) -> Result<(), SaveError> {
-        enc.save_weak(self)
-    }
-    fn load(dec: &mut Decoder<'_>) -> Result<Self, LoadError> {
-        dec.load_weak()
-    }
+shared_pointer! {
+    Arc => save_arc, load_arc;
+    Weak => save_weak, load_weak;
 }
 
 /// A `OnceLock<T>` is saved like `Option<T>` (set or not).
