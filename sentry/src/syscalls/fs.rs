@@ -621,73 +621,44 @@ fn do_two_paths(
         kernel: &t.kernel,
         current: t.pid(),
     };
-    op(
-        &t.kernel.vfs,
-        &ctx,
-        at(&od),
-        &old,
-        at(&nd),
-        &new,
-        flags,
-        &src,
-    )?;
+    let vfs = &t.kernel.vfs;
+    op(vfs, &ctx, at(&od), &old, at(&nd), &new, flags, &src)?;
     Ok(0)
-}
-
-fn do_rename(
-    t: &mut TaskRunner,
-    olddir: u64,
-    old: Vec<u8>,
-    newdir: u64,
-    new: Vec<u8>,
-    flags: u32,
-) -> SysResult<u64> {
-    let old = nonempty(old)?;
-    do_two_paths(t, olddir, old, newdir, new, flags, Vfs::rename)
 }
 
 pub fn rename(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let o = t.read_path(a[0])?;
     let n = t.read_path(a[1])?;
-    do_rename(t, AT_FDCWD as u64, o, AT_FDCWD as u64, n, 0)
+    let o = nonempty(o)?;
+    do_two_paths(t, AT_FDCWD as u64, o, AT_FDCWD as u64, n, 0, Vfs::rename)
 }
 
 pub fn renameat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let o = t.read_path(a[1])?;
     let n = t.read_path(a[3])?;
-    do_rename(t, a[0], o, a[2], n, 0)
+    do_two_paths(t, a[0], nonempty(o)?, a[2], n, 0, Vfs::rename)
 }
 
 pub fn renameat2(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let o = t.read_path(a[1])?;
     let n = t.read_path(a[3])?;
-    do_rename(t, a[0], o, a[2], n, a[4] as u32)
-}
-
-fn do_link(
-    t: &mut TaskRunner,
-    olddir: u64,
-    old: Vec<u8>,
-    newdir: u64,
-    new: Vec<u8>,
-    flags: u32,
-) -> SysResult<u64> {
-    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
-        return Err(Errno::EINVAL);
-    }
-    do_two_paths(t, olddir, old, newdir, new, flags, Vfs::link)
+    do_two_paths(t, a[0], nonempty(o)?, a[2], n, a[4] as u32, Vfs::rename)
 }
 
 pub fn link(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let o = nonempty(t.read_path(a[0])?)?;
     let n = t.read_path(a[1])?;
-    do_link(t, AT_FDCWD as u64, o, AT_FDCWD as u64, n, 0)
+    do_two_paths(t, AT_FDCWD as u64, o, AT_FDCWD as u64, n, 0, Vfs::link)
 }
 
 pub fn linkat(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let o = t.read_path(a[1])?;
     let n = t.read_path(a[3])?;
-    do_link(t, a[0], o, a[2], n, a[4] as u32)
+    let flags = a[4] as u32;
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    do_two_paths(t, a[0], o, a[2], n, flags, Vfs::link)
 }
 
 fn do_symlink(t: &mut TaskRunner, target: Vec<u8>, dirfd: u64, path: Vec<u8>) -> SysResult<u64> {
