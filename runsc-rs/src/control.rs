@@ -189,6 +189,10 @@ fn serve(listener: UnixListener, reg: &Registration, kernel: &Arc<Kernel>) {
 
 fn handle(s: &mut UnixStream, reg: &Registration, kernel: &Arc<Kernel>) -> Result<()> {
     let cred = rustix::net::sockopt::get_socket_peercred(&*s).context("SO_PEERCRED")?;
+    // The (bounded) request is read before anything is decided, so that a
+    // refused client reads the refusal instead of failing its own write
+    // with EPIPE on a connection the server already closed.
+    let body = read_frame(s);
     let me = rustix::process::getuid();
     if cred.uid != me {
         bail!(
@@ -196,7 +200,7 @@ fn handle(s: &mut UnixStream, reg: &Registration, kernel: &Arc<Kernel>) -> Resul
             cred.uid.as_raw()
         );
     }
-    let body = read_frame(s)?;
+    let body = body?;
     let env: Envelope = serde_json::from_slice(&body).context("malformed request")?;
     if env.version != PROTOCOL_VERSION {
         bail!(
