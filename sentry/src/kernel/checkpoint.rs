@@ -82,8 +82,6 @@ pub enum CheckpointError {
     Encode(#[source] SaveError),
     #[error("cannot read the host CPU features")]
     Cpu(#[source] image::CpuProbeError),
-    #[error("process {pid} has {threads} threads: checkpoint of multi-threaded processes is not supported yet")]
-    Threads { pid: i32, threads: usize },
     #[error("the memory file cannot be mapped for reading ({len} bytes)")]
     Memory { len: u64 },
     #[error("cannot write the image {}", path.display())]
@@ -121,19 +119,6 @@ pub fn checkpoint(
         ..Default::default()
     };
 
-    // Restore makes one fresh address space per task; threads sharing one
-    // would need `Context::new_thread` there (not done yet).
-    if let Some((pid, p)) = kernel
-        .tasks()
-        .procs
-        .iter()
-        .find(|(_, p)| p.threads.len() > 1)
-    {
-        return Err(CheckpointError::Threads {
-            pid: *pid,
-            threads: p.threads.len(),
-        });
-    }
     let t = Instant::now();
     let saved = encode_state(kernel).map_err(CheckpointError::Encode)?;
     report.state_encode = t.elapsed();

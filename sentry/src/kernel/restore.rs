@@ -15,8 +15,10 @@
 //! 5. the clock offset, so sandbox `CLOCK_MONOTONIC` continues from the
 //!    saved value;
 //! 6. ([`LoadedImage::start`]) the platform over the new memfd, then one
-//!    host thread and one fresh context (stub) per task, with the saved
-//!    registers and FP state; address spaces fault their pages in.
+//!    host thread per task; one fresh context (stub) per address space,
+//!    whose other tasks (threads) get sibling stub threads
+//!    (`Context::new_thread`); the saved registers and FP state per task;
+//!    address spaces fault their pages in.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,8 +32,8 @@ use checkpoints::state::{self, LoadError};
 use super::checkpoint::{schema_pairs, Snapshot};
 use super::kernel::Kernel;
 use super::pid_ns::Pid;
-use super::task::TaskRunner;
-use crate::platform::{Platform, PlatformError};
+use super::task::{Task, TaskRunner};
+use crate::platform::{Platform, PlatformError, ThreadSeed};
 
 /// Why an image cannot be restored. Nothing of the guest ran.
 #[derive(Debug, thiserror::Error)]
@@ -241,50 +243,66 @@ impl LoadedImage {
             .values()
             .map(|e| e.task.clone())
             .collect();
+        // Tasks sharing an address space (the threads of a process) share
+        // one stub: the first task of each group creates it with
+        // `new_context` and, on its own host thread (the tracer rule),
+        // makes one sibling stub thread per other task with `new_thread`;
+        // each of those tasks attaches its seed on its own host thread. Mappings live in the shared stub and fault
+        // in; registers and FP state are per task.
+        let mut groups: Vec<(usize, Vec<Arc<Task>>)> = Vec::new();
+        for task in tasks {
+            let key = task.tg.mm().map_or(0, |mm| Arc::as_ptr(&mm) as usize);
+            match groups.iter_mut().find(|(k, _)| key != 0 && *k == key) {
+                Some((_, g)) => g.push(task),
+                None => groups.push((key, vec![task])),
+            }
+        }
+        let total: usize = groups.iter().map(|(_, g)| g.len()).sum();
         let mut pending = Vec::new();
         // Every task thread waits at `go` until all contexts exist, so a
         // failure leaves no guest code having run.
-        let go = Arc::new(std::sync::Barrier::new(tasks.len() + 1));
+        let go = Arc::new(std::sync::Barrier::new(total + 1));
         let ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        for task in tasks {
-            let tid = task.tid;
-            let kernel = self.kernel.clone();
-            let (tx, rx) = std::sync::mpsc::channel::<Result<(), RestoreError>>();
-            let go = go.clone();
-            let ok = ok.clone();
-            std::thread::Builder::new()
-                .name(format!("task-{tid}"))
-                .spawn(move || {
-                    let mut ctx = match kernel.platform().new_context() {
-                        Ok(c) => c,
-                        Err(source) => {
-                            let _ = tx.send(Err(RestoreError::Context { tid, source }));
+        for (_, group) in groups {
+            let mut seed_txs = Vec::new();
+            let mut origins = Vec::new();
+            for (i, task) in group.into_iter().enumerate() {
+                let origin = if i == 0 {
+                    Origin::New(Vec::new())
+                } else {
+                    let (stx, srx) = std::sync::mpsc::channel::<SeedMsg>();
+                    seed_txs.push(stx);
+                    Origin::Seed(srx)
+                };
+                origins.push((task, origin));
+            }
+            if let Some((_, Origin::New(txs))) = origins.first_mut() {
+                *txs = seed_txs;
+            }
+            for (task, origin) in origins {
+                let tid = task.tid;
+                let (tx, rx) = std::sync::mpsc::channel::<Result<(), RestoreError>>();
+                let kernel = self.kernel.clone();
+                let go = go.clone();
+                let ok = ok.clone();
+                std::thread::Builder::new()
+                    .name(format!("task-{tid}"))
+                    .spawn(move || {
+                        let Some(runner) = make_runner(kernel, task, origin, &tx) else {
                             go.wait();
                             return;
+                        };
+                        let _ = tx.send(Ok(()));
+                        go.wait();
+                        if ok.load(std::sync::atomic::Ordering::Acquire) {
+                            runner.run();
                         }
-                    };
-                    let (regs, fp) = {
-                        let mut l = task.local();
-                        (l.regs, l.fp.take())
-                    };
-                    if let Some(fp) = fp {
-                        if let Err(source) = ctx.set_fp(&fp) {
-                            let _ = tx.send(Err(RestoreError::FpState { tid, source }));
-                            go.wait();
-                            return;
-                        }
-                    }
-                    let runner = TaskRunner::new(kernel, task, ctx, regs);
-                    let _ = tx.send(Ok(()));
-                    go.wait();
-                    if ok.load(std::sync::atomic::Ordering::Acquire) {
-                        runner.run();
-                    }
-                    // Otherwise the restore failed: the runner (and its
-                    // stub) is dropped without running guest code.
-                })
-                .map_err(|source| RestoreError::Spawn { tid, source })?;
-            pending.push(rx);
+                        // Otherwise the restore failed: the runner (and its
+                        // stub) is dropped without running guest code.
+                    })
+                    .map_err(|source| RestoreError::Spawn { tid, source })?;
+                pending.push(rx);
+            }
         }
         let mut first_err = None;
         for rx in pending {
@@ -315,6 +333,74 @@ impl LoadedImage {
         tracing::info!(tasks = self.report.tasks, "sandbox restored");
         Ok((self.kernel, self.report))
     }
+}
+
+/// A sibling thread's seed (or why there is none), from the host thread
+/// of the first task of its address space.
+type SeedMsg = Result<Box<dyn ThreadSeed>, PlatformError>;
+
+/// How a restored task gets its context.
+enum Origin {
+    /// A fresh address space; then one seed per sibling task, sent to it.
+    New(Vec<std::sync::mpsc::Sender<SeedMsg>>),
+    /// A sibling thread of another task's stub, attached here.
+    Seed(std::sync::mpsc::Receiver<SeedMsg>),
+}
+
+/// On the task's own host thread: creates (or attaches) its context, makes
+/// the siblings' seeds if it is the first of its address space, and sets
+/// its FP state. Reports an error on `tx` and returns `None` on failure.
+fn make_runner(
+    kernel: Arc<Kernel>,
+    task: Arc<Task>,
+    origin: Origin,
+    tx: &std::sync::mpsc::Sender<Result<(), RestoreError>>,
+) -> Option<TaskRunner> {
+    let tid = task.tid;
+    let ctx = match origin {
+        Origin::New(siblings) => match kernel.platform().new_context() {
+            Ok(mut ctx) => {
+                for s in siblings {
+                    // A failed seed is reported by the sibling that gets it.
+                    let _ = s.send(ctx.new_thread());
+                }
+                Ok(ctx)
+            }
+            Err(source) => {
+                for s in siblings {
+                    let _ = s.send(Err(PlatformError::Unsupported {
+                        what: "a thread of an address space that failed to restore",
+                    }));
+                }
+                Err(source)
+            }
+        },
+        Origin::Seed(rx) => match rx.recv() {
+            Ok(Ok(seed)) => seed.attach(),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(PlatformError::Unsupported {
+                what: "a thread whose address space's first task died during restore",
+            }),
+        },
+    };
+    let mut ctx = match ctx {
+        Ok(c) => c,
+        Err(source) => {
+            let _ = tx.send(Err(RestoreError::Context { tid, source }));
+            return None;
+        }
+    };
+    let (regs, fp) = {
+        let mut l = task.local();
+        (l.regs, l.fp.take())
+    };
+    if let Some(fp) = fp {
+        if let Err(source) = ctx.set_fp(&fp) {
+            let _ = tx.send(Err(RestoreError::FpState { tid, source }));
+            return None;
+        }
+    }
+    Some(TaskRunner::new(kernel, task, ctx, regs))
 }
 
 /// The memory load, in parallel over chunks: a raw chunk goes from

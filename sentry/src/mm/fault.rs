@@ -92,13 +92,35 @@ impl MemoryManager {
     ///   permissions is a protection violation (`AccessDenied`), except
     ///   once per page in a row: a sibling thread may have mapped it after
     ///   this thread faulted, so the first such fault is retried.
+    ///
+    /// For one thread per address space; threads use
+    /// [`MemoryManager::handle_thread_fault`].
     pub fn handle_fault(
         &mut self,
         ctx: &mut dyn Context,
         addr: u64,
         write: Option<bool>,
     ) -> Result<(), FaultError> {
+        let mut spurious = self.last_spurious.take();
+        let r = self.handle_thread_fault(ctx, addr, write, &mut spurious);
+        self.last_spurious = spurious;
+        r
+    }
+
+    /// [`MemoryManager::handle_fault`] with the "retried once" page kept by
+    /// the faulting thread (`spurious`, `None` initially): any number of
+    /// sibling threads may fault on one page before one of them maps it
+    /// (all threads of a restored process start at once), and each of
+    /// them gets its retry.
+    pub fn handle_thread_fault(
+        &mut self,
+        ctx: &mut dyn Context,
+        addr: u64,
+        write: Option<bool>,
+        spurious: &mut Option<u64>,
+    ) -> Result<(), FaultError> {
         let page = page_down(addr);
+        let retried = spurious.take();
         let vma = self.find_vma(page).ok_or(FaultError::NoMapping)?.clone();
         if vma.prot == Prot::NONE || (write == Some(true) && !vma.prot.write) {
             return Err(FaultError::AccessDenied);
@@ -107,14 +129,12 @@ impl MemoryManager {
             if let Some(stub) = pte.stub {
                 if vma.prot.write && !stub.write && write != Some(false) {
                     self.make_writable(ctx, &vma, page)?;
-                    self.last_spurious = None;
                     return Ok(());
                 }
-                if self.last_spurious == Some(page) {
-                    self.last_spurious = None;
+                if retried == Some(page) {
                     return Err(FaultError::AccessDenied);
                 }
-                self.last_spurious = Some(page);
+                *spurious = Some(page);
                 return Ok(());
             }
             if write == Some(true) && !vma.shared && self.mf.refcount(pte.off) > 1 {

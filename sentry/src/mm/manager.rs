@@ -75,9 +75,11 @@ pub struct MemoryManager {
     /// Current program break (`mm->brk`), possibly unaligned.
     pub(super) brk: u64,
     /// The page of the last fault that found the page already mapped with
-    /// the needed permission (see `fault.rs`: one retry is granted, since a
-    /// sibling thread may have mapped it after this one faulted). Fault
-    /// bookkeeping only: not saved, `None` after restore.
+    /// the needed permission, for [`MemoryManager::handle_fault`] (see
+    /// `fault.rs`: one retry is granted, since a sibling thread may have
+    /// mapped it after this one faulted; tasks keep their own, see
+    /// `handle_thread_fault`). Fault bookkeeping only: not saved, `None`
+    /// after restore.
     #[state(nosave)]
     pub(super) last_spurious: Option<u64>,
 }

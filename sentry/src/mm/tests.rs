@@ -669,3 +669,26 @@ fn address_spaces_round_trip_through_a_checkpoint() {
     );
     assert_eq!(stub_after_load, None, "a restored stub starts empty");
 }
+
+/// All threads of a restored process start at once and may fault on the
+/// same page before one of them maps it: each thread gets its own retry,
+/// and a thread faulting twice in a row on a mapped page is denied.
+#[test]
+fn every_thread_gets_one_retry_on_a_page_a_sibling_mapped() {
+    let (_mf, mut mm, mut ctx) = setup();
+    mm.mmap(&mut ctx, fixed(A, P, RW, PRIV_ANON)).unwrap();
+    let mut threads = [None; 4];
+    mm.handle_thread_fault(&mut ctx, A, None, &mut threads[0])
+        .unwrap();
+    for t in &mut threads[1..] {
+        mm.handle_thread_fault(&mut ctx, A + 8, Some(false), t)
+            .unwrap();
+    }
+    mm.handle_thread_fault(&mut ctx, A, Some(false), &mut threads[0])
+        .unwrap();
+    assert!(matches!(
+        mm.handle_thread_fault(&mut ctx, A, Some(false), &mut threads[1])
+            .unwrap_err(),
+        FaultError::AccessDenied
+    ));
+}

@@ -55,6 +55,9 @@ pub struct TaskRunner {
     /// code (init before its first exec): execve may load into it instead
     /// of creating another stub. Cleared by the first execve.
     pub(crate) ctx_pristine: bool,
+    /// The page this task's last fault found already mapped (retried once;
+    /// `MemoryManager::handle_thread_fault`). Owned by the task's thread.
+    pub(crate) spurious_fault: Option<u64>,
 }
 
 /// Initial register values for a fresh user context: user code and stack
@@ -87,6 +90,7 @@ impl TaskRunner {
             state: RunState::CheckSignals,
             restart: None,
             ctx_pristine: false,
+            spurious_fault: None,
         }
     }
 
@@ -183,10 +187,11 @@ impl TaskRunner {
     fn fault(&mut self, f: Fault) {
         if f.signo == SIGSEGV || f.signo == SIGBUS {
             let res = match self.task.tg.mm() {
-                Some(mm) => super::super::thread_group::lock(&mm).handle_fault(
+                Some(mm) => super::super::thread_group::lock(&mm).handle_thread_fault(
                     &mut *self.ctx,
                     f.addr,
                     f.write,
+                    &mut self.spurious_fault,
                 ),
                 None => return,
             };
