@@ -407,8 +407,8 @@ fn make_runner(
 /// `memory.bin` into the memory file with `sendfile(2)` (one in-kernel
 /// copy, no user buffers) and its crc32c is then checked over the memory
 /// file's copy; a zstd chunk is read, checked (crc32c of the stored bytes)
-/// and decompressed straight into the memory file when it is one run, or
-/// through a scratch buffer. Nothing may use the memory before this
+/// and decompressed through a scratch buffer, which is then written to the
+/// memory file. Nothing may use the memory before this
 /// returns `Ok` (no guest code has run yet). Returns the bytes restored.
 fn load_memory(
     img: &DirImage,
