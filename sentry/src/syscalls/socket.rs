@@ -9,7 +9,10 @@
 //! a listener with a full backlog) sleeps interruptibly through
 //! [`TaskRunner::block_on`] unless the description is non-blocking or
 //! `MSG_DONTWAIT` is given; a signal yields `ERESTARTSYS` (restarted with
-//! `SA_RESTART` and after a checkpoint pause, `EINTR` otherwise).
+//! `SA_RESTART`, after a stop and after a checkpoint pause, `EINTR`
+//! otherwise). A sender blocked on a full receiver (connected or by
+//! address) sleeps on its own socket's queue; the receiver's dequeue wakes
+//! it (the library's room list, Linux `peer_wait`).
 //!
 //! Known gaps (each needs library support first):
 //! - `SO_PASSCRED` (receiving `SCM_CREDENTIALS`; the library does not
@@ -17,9 +20,6 @@
 //!   `SCM_CREDENTIALS` is checked like Linux (`EPERM` when it lies) and
 //!   then not delivered, which is what a receiver without `SO_PASSCRED`
 //!   sees.
-//! - A blocking `sendto` of an unconnected datagram socket into a full
-//!   receiver is not woken when the receiver drains (see
-//!   [`crate::vfs::unix`]); it re-checks every 10 ms instead.
 //! - `recvfrom` on a stream socket reports no sender address (Linux gives
 //!   the peer's bound name).
 //! - `send` on an unconnected datagram socket without an address is
@@ -27,7 +27,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::procfs::KernelProc;
@@ -415,19 +414,10 @@ fn do_send(
         let chunk = &data[done..];
         let fds = rights.clone().unwrap_or_default();
         let op = |_: &mut TaskRunner| sock.send(chunk, fds.clone(), target.as_ref());
+        // A full receiver wakes this socket's queue when it dequeues (or
+        // closes), whoever it is: the peer, or the target of `sendto`.
         let r = if nonblock {
             op(t)
-        } else if target.is_some() {
-            // An unconnected datagram's receiver does not notify senders
-            // when it drains (library limitation): re-check every 10 ms.
-            let mut op = op;
-            loop {
-                let retry = Instant::now() + Duration::from_millis(10);
-                match t.block_on(sock.queue(), EVENT_OUT, Some(retry), &mut op) {
-                    Err(e) if e.code() == libc::ETIMEDOUT => continue,
-                    r => break r,
-                }
-            }
         } else {
             t.block_on(sock.queue(), EVENT_OUT, None, op)
         };

@@ -10,13 +10,21 @@
 //!
 //! Nothing blocks: a send that does not fit, a receive from an empty
 //! inbox, an accept with nothing pending return `EAGAIN`; the kernel waits
-//! on [`UnixSocket::queue`] (the socket's own inbox queue). A receive
-//! notifies the *peer's* queue, so a blocked connected sender wakes.
-//! Limitation: senders of unconnected datagrams are not woken when the
-//! receiver drains (its capacity is large; they see `EAGAIN` if full).
+//! on [`UnixSocket::queue`] (the socket's own inbox queue).
+//!
+//! Waking writers (Linux `peer_wait` and `unix_dgram_peer_wake_relay`): a
+//! sender that finds an inbox full (its send fails with `EAGAIN`, or a
+//! poll of the sender sees no room) leaves its own inbox on the full
+//! inbox's *room list*. Whatever frees room or makes sends fail (a
+//! receive that dequeues, the owner's close or `SHUT_RD`) takes the list
+//! and notifies each sender's queue with `EVENT_OUT`. This covers every
+//! sender alike: the peer of a pair, a datagram socket `connect`ed to a
+//! server that is not connected back, and `sendto` by address; the list is
+//! one-shot (a sender still blocked registers again when it retries).
 //!
 //! Lock order: `UnixSocket::state` → `Inbox::state` (own, then peer's;
-//! never two inboxes at once) → `WaitQueue`.
+//! never two inboxes at once) → `WaitQueue`. Room-list wake-ups are sent
+//! after the inbox lock is released.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -151,6 +159,14 @@ struct InboxState {
     shut_rd: bool,
     /// The owner's credentials (what its peers read with `SO_PEERCRED`).
     cred: Option<Ucred>,
+    /// Inboxes of the sockets that found this one full (a send failed
+    /// with `EAGAIN`, or a poll saw no room): the next dequeue, close or
+    /// `SHUT_RD` wakes their owners' `EVENT_OUT` waiters and empties the
+    /// list (Linux `peer_wait`). Not saved: only waiters need it, and
+    /// they are host objects that re-register after restore (a rewound
+    /// send fails again and re-adds itself; a poll polls again).
+    #[state(nosave)]
+    room_waiters: Vec<Weak<Inbox>>,
 }
 
 /// `struct ucred`: a socket owner's pid, uid and gid.
@@ -183,6 +199,39 @@ impl Inbox {
     fn lock(&self) -> MutexGuard<'_, InboxState> {
         // Poisoning: every critical section leaves the state consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl InboxState {
+    /// Puts `sender` (the inbox of a socket that found this one full) on
+    /// the room list, once.
+    fn want_room(&mut self, sender: &Arc<Inbox>) {
+        self.room_waiters.retain(|w| w.strong_count() > 0);
+        let me = Arc::as_ptr(sender);
+        if !self
+            .room_waiters
+            .iter()
+            .any(|w| std::ptr::eq(w.as_ptr(), me))
+        {
+            self.room_waiters.push(Arc::downgrade(sender));
+        }
+    }
+
+    /// Empties the room list; pass the result to [`wake_room_waiters`]
+    /// once the inbox lock is released.
+    fn take_room_waiters(&mut self) -> Vec<Weak<Inbox>> {
+        std::mem::take(&mut self.room_waiters)
+    }
+}
+
+/// Wakes the writers of every inbox in `list` (taken from a room list):
+/// there is room now, or sends fail at once. Linux
+/// `unix_dgram_peer_wake_relay` → `wake_up_interruptible_poll(EPOLLOUT)`.
+fn wake_room_waiters(list: Vec<Weak<Inbox>>, events: EventMask) {
+    for w in list {
+        if let Some(sender) = w.upgrade() {
+            sender.queue.notify(events);
+        }
     }
 }
 
@@ -496,8 +545,14 @@ impl UnixSocket {
         }
         drop(s);
         if rd {
-            self.inbox.lock().shut_rd = true;
+            let senders = {
+                let mut d = self.inbox.lock();
+                d.shut_rd = true;
+                d.take_room_waiters()
+            };
             self.inbox.queue.notify(EVENT_ALL);
+            // Blocked senders now fail (EPIPE / ECONNREFUSED).
+            wake_room_waiters(senders, EVENT_ALL);
         }
         Ok(())
     }
@@ -546,11 +601,13 @@ impl UnixSocket {
                 return Err(Errno::EMSGSIZE);
             }
             if data.len() > free {
+                d.want_room(&self.inbox);
                 return Err(Errno::EAGAIN);
             }
             data.len()
         } else {
             if free == 0 && !data.is_empty() {
+                d.want_room(&self.inbox);
                 return Err(Errno::EAGAIN);
             }
             data.len().min(free)
@@ -573,10 +630,7 @@ impl UnixSocket {
     /// empty data and `full_len == 0` is end of file on a connected
     /// stream or seqpacket socket; `EAGAIN` means "would block".
     pub fn recv(&self, max: usize, peek: bool) -> SysResult<Received> {
-        let (connected, peer) = {
-            let s = self.lock();
-            (s.connected, s.peer_inbox.clone())
-        };
+        let connected = self.lock().connected;
         if self.stype == SockType::Stream && !connected {
             return Err(Errno::EINVAL.because("recv on an unconnected stream socket"));
         }
@@ -599,12 +653,16 @@ impl UnixSocket {
         } else {
             Self::take_stream(&mut d, max, peek)
         };
+        // Room was freed: wake the senders that found the inbox full
+        // (Linux `unix_dgram_recvmsg` wakes `peer_wait`; for streams the
+        // freed skb's `sk_write_space` wakes the writer).
+        let senders = if peek {
+            Vec::new()
+        } else {
+            d.take_room_waiters()
+        };
         drop(d);
-        if !peek {
-            if let Some(p) = peer {
-                p.queue.notify(EVENT_OUT);
-            }
-        }
+        wake_room_waiters(senders, EVENT_OUT);
         Ok(got)
     }
 
@@ -721,7 +779,7 @@ impl UnixSocket {
         }
         match &s.peer_inbox {
             Some(p) => {
-                let pd = p.lock();
+                let mut pd = p.lock();
                 if pd.closed {
                     ev |= if self.stype == SockType::Dgram {
                         EVENT_ERR
@@ -730,6 +788,10 @@ impl UnixSocket {
                     };
                 } else if !s.shut_wr && pd.bytes < INBOX_CAPACITY {
                     ev |= EVENT_OUT;
+                } else if !s.shut_wr && mask & EVENT_OUT != 0 {
+                    // Full: a poller wants to hear when room is freed
+                    // (Linux `unix_dgram_peer_wake_me`).
+                    pd.want_room(&self.inbox);
                 }
             }
             None if self.stype == SockType::Dgram => ev |= EVENT_OUT,
@@ -749,17 +811,20 @@ impl UnixSocket {
         let pending = s.listening.take();
         let shut_wr = s.shut_wr;
         drop(s);
-        let in_flight = {
+        let (in_flight, senders) = {
             let mut d = self.inbox.lock();
             d.closed = true;
             d.bytes = 0;
-            std::mem::take(&mut d.segs)
+            (std::mem::take(&mut d.segs), d.take_room_waiters())
         };
         // Descriptions in flight to a closed socket are dropped, outside
         // the inbox lock: one of them may be a socket whose release locks
         // this very inbox (its peer).
         drop(in_flight);
         self.inbox.queue.notify(EVENT_ALL);
+        // Blocked senders now fail (ECONNREFUSED / EPIPE); Linux
+        // `unix_release_sock` wakes `peer_wait` too.
+        wake_room_waiters(senders, EVENT_ALL);
         if let Some(p) = peer {
             if !shut_wr && self.stype != SockType::Dgram {
                 let mut pd = p.lock();
@@ -1042,5 +1107,124 @@ mod cred_tests {
             .to_bytes()[0..4],
             42i32.to_le_bytes()
         );
+    }
+}
+
+#[cfg(test)]
+mod room_tests {
+    //! Writers blocked on a full inbox are woken by the receiver's dequeue
+    //! or close, whatever connects them (Linux `peer_wait`).
+    use super::*;
+    use crate::waiter::{Registration, WaitOutcome, Waiter};
+    use std::time::Instant;
+
+    /// A datagram that fills an empty inbox in one go.
+    fn whole_inbox() -> Vec<u8> {
+        vec![1u8; INBOX_CAPACITY]
+    }
+
+    /// A named datagram server and a client `connect`ed to it; the server
+    /// is not connected back (its receive has no peer to notify).
+    fn server_and_client() -> (Arc<UnixSocket>, Arc<UnixSocket>) {
+        let names = UnixNames::default();
+        let server = UnixSocket::new(SockType::Dgram);
+        let key = NameKey::Abstract(b"srv".to_vec());
+        let addr = UnixAddr::Abstract(b"srv".to_vec());
+        server.bind(&names, addr.clone(), key).unwrap();
+        let client = UnixSocket::new(SockType::Dgram);
+        client
+            .connect(&server, addr, |s| FileDescription::new_socket(s, 0))
+            .unwrap();
+        (server, client)
+    }
+
+    #[test]
+    fn dequeue_wakes_a_connected_datagram_sender_the_server_does_not_know() {
+        let (server, client) = server_and_client();
+        client.send(&whole_inbox(), Vec::new(), None).unwrap();
+        assert_eq!(
+            client.send(b"x", Vec::new(), None).unwrap_err().code(),
+            libc::EAGAIN
+        );
+        let w = Waiter::new();
+        let _r = Registration::new(client.queue(), &w, EVENT_OUT);
+
+        server.recv(16, false).unwrap();
+
+        assert_eq!(w.wait(Some(Instant::now())), WaitOutcome::Woken);
+        assert_eq!(client.send(b"x", Vec::new(), None).unwrap(), 1);
+    }
+
+    #[test]
+    fn dequeue_wakes_a_sender_by_address() {
+        let (server, _client) = server_and_client();
+        let tx = UnixSocket::new(SockType::Dgram);
+        tx.send(&whole_inbox(), Vec::new(), Some(&server)).unwrap();
+        assert_eq!(
+            tx.send(b"x", Vec::new(), Some(&server)).unwrap_err().code(),
+            libc::EAGAIN
+        );
+        let w = Waiter::new();
+        let _r = Registration::new(tx.queue(), &w, EVENT_OUT);
+
+        server.recv(16, false).unwrap();
+
+        assert_eq!(w.wait(Some(Instant::now())), WaitOutcome::Woken);
+    }
+
+    #[test]
+    fn a_peek_frees_nothing_and_wakes_no_sender() {
+        let (server, client) = server_and_client();
+        client.send(&whole_inbox(), Vec::new(), None).unwrap();
+        assert!(client.send(b"x", Vec::new(), None).is_err());
+        let w = Waiter::new();
+        let _r = Registration::new(client.queue(), &w, EVENT_OUT);
+
+        server.recv(16, true).unwrap();
+
+        assert_eq!(w.wait(Some(Instant::now())), WaitOutcome::TimedOut);
+    }
+
+    #[test]
+    fn poll_of_a_full_connected_datagram_socket_wakes_on_dequeue() {
+        let (server, client) = server_and_client();
+        client.send(&whole_inbox(), Vec::new(), None).unwrap();
+        let w = Waiter::new();
+        let _r = Registration::new(client.queue(), &w, EVENT_OUT);
+        assert_eq!(client.readiness(EVENT_OUT), 0);
+
+        server.recv(16, false).unwrap();
+
+        assert_eq!(w.wait(Some(Instant::now())), WaitOutcome::Woken);
+        assert_eq!(client.readiness(EVENT_OUT), EVENT_OUT);
+    }
+
+    #[test]
+    fn closing_the_receiver_wakes_a_blocked_sender_which_then_fails() {
+        let (server, client) = server_and_client();
+        client.send(&whole_inbox(), Vec::new(), None).unwrap();
+        assert!(client.send(b"x", Vec::new(), None).is_err());
+        let w = Waiter::new();
+        let _r = Registration::new(client.queue(), &w, EVENT_OUT);
+
+        server.release();
+
+        assert_eq!(w.wait(Some(Instant::now())), WaitOutcome::Woken);
+        assert_eq!(
+            client.send(b"x", Vec::new(), None).unwrap_err(),
+            Errno::ECONNREFUSED
+        );
+    }
+
+    #[test]
+    fn the_room_list_is_one_shot_and_holds_a_sender_once() {
+        let (server, client) = server_and_client();
+        client.send(&whole_inbox(), Vec::new(), None).unwrap();
+        for _ in 0..3 {
+            assert!(client.send(b"x", Vec::new(), None).is_err());
+        }
+        assert_eq!(server.inbox.lock().room_waiters.len(), 1);
+        server.recv(16, false).unwrap();
+        assert!(server.inbox.lock().room_waiters.is_empty());
     }
 }
