@@ -3,14 +3,15 @@
 
 A static guest (bench/ckpt_memtouch.c) touches N MiB of incompressible
 memory and prints a timestamped TICK every 10 ms. For each size and each
-sbx compression, one run: checkpoint (stop) time, image size, restore time
-to the first guest instruction (sbx's own figure) and to the first output
-(TICK stamp minus host time just before the restore command started).
+sbx compression, one run: checkpoint (stop) time, image size, then one
+restore per `--memory` mode (default lazy and eager) with its time to the
+first guest instruction (sbx's own figure) and to the first output (TICK
+stamp minus host time just before the restore command started).
 The same guest runs under `runsc --platform=ptrace --network=none` with an
 OCI bundle (run --detach, checkpoint --image-path, restore --detach).
 
 Usage: bench/ckpt_bench.py [--sizes 16,256,1024] [--sbx target/release/sbx]
-       [--no-runsc] [--out DIR]
+       [--no-runsc] [--modes lazy,eager] [--out FILE]
 Needs root (runsc), gcc, /usr/bin/runsc. One run per cell: figures are
 indicative (2 shared cores)."""
 import argparse, json, os, shutil, subprocess, sys, tempfile, threading, time
@@ -55,7 +56,7 @@ def first_tick_ms(lines, t0_ns):
     return (stamp - t0_ns) / 1e6
 
 
-def bench_sbx(sbx, guest, mib, comp, work):
+def bench_sbx(sbx, guest, mib, comp, modes, work):
     env = dict(os.environ, SBX_STATE_DIR=os.path.join(work, "sbx-state"))
     img = os.path.join(work, f"sbx-{mib}-{comp}")
     shutil.rmtree(img, ignore_errors=True)
@@ -69,19 +70,22 @@ def bench_sbx(sbx, guest, mib, comp, work):
     ckpt_ms = (time.time() - t) * 1e3
     run.wait(timeout=60)
     stats = json.loads(ck.stdout)
-    t0 = time.time_ns()
-    rs = subprocess.Popen([sbx, "restore", "--image", img, "--json"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env=env)
-    rout = Lines(rs.stdout)
-    fo = first_tick_ms(rout, t0)
-    rjson = json.loads(rs.stderr.readline())
-    rs.kill()
-    rs.wait()
-    r = dict(system="sbx", mib=mib, compression=comp, ckpt_ms=ckpt_ms, image_bytes=du(img),
-             restore_first_instr_ms=rjson["time_ms"]["total"], restore_first_output_ms=fo,
-             ckpt_phases=stats["time_ms"], restore_phases=rjson["time_ms"])
+    rows = []
+    for mode in modes:
+        t0 = time.time_ns()
+        rs = subprocess.Popen([sbx, "restore", "--image", img, "--json", "--memory", mode],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        rout = Lines(rs.stdout)
+        fo = first_tick_ms(rout, t0)
+        rjson = json.loads(rs.stderr.readline())
+        rs.kill()
+        rs.wait()
+        rows.append(dict(system="sbx", mib=mib, compression=comp, memory=mode, ckpt_ms=ckpt_ms,
+                         image_bytes=du(img), restore_first_instr_ms=rjson["time_ms"]["total"],
+                         restore_first_output_ms=fo, ckpt_phases=stats["time_ms"],
+                         restore_phases=rjson["time_ms"]))
     shutil.rmtree(img, ignore_errors=True)
-    return r
+    return rows
 
 
 def bench_runsc(guest, mib, work):
@@ -130,7 +134,7 @@ def bench_runsc(guest, mib, work):
         time.sleep(0.3)
         subprocess.run(["runsc", f"--root={root}", "delete", "-force", c], capture_output=True)
     shutil.rmtree(img, ignore_errors=True)
-    return dict(system="runsc", mib=mib, compression="runsc-default", ckpt_ms=ckpt_ms, image_bytes=size,
+    return dict(system="runsc", mib=mib, compression="runsc-default", memory="-", ckpt_ms=ckpt_ms, image_bytes=size,
                 restore_first_instr_ms=None, restore_first_output_ms=fo)
 
 
@@ -139,6 +143,7 @@ def main():
     ap.add_argument("--sizes", default="16,256,1024")
     ap.add_argument("--sbx", default=os.path.join(HERE, "..", "target", "release", "sbx"))
     ap.add_argument("--no-runsc", action="store_true")
+    ap.add_argument("--modes", default="lazy,eager", help="sbx restore --memory modes, each restored once")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="ckpt-bench-")
@@ -148,31 +153,35 @@ def main():
     try:
         for mib in [int(s) for s in a.sizes.split(",")]:
             for comp in ("none", "zstd"):
-                rows.append(bench_sbx(a.sbx, guest, mib, comp, work))
-                print(json.dumps(rows[-1]), file=sys.stderr)
+                for r in bench_sbx(a.sbx, guest, mib, comp, a.modes.split(","), work):
+                    rows.append(r)
+                    print(json.dumps(r), file=sys.stderr)
             if not a.no_runsc:
                 rows.append(bench_runsc(guest, mib, work))
                 print(json.dumps(rows[-1]), file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     fmt = lambda v: "-" if v is None else f"{v:.0f}"
-    print("| MiB | system | compression | checkpoint ms | ckpt GB/s | image MiB | restore→1st instr ms | restore→1st output ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| MiB | system | compression | restore memory | checkpoint ms | ckpt GB/s | image MiB | restore→1st instr ms | restore→1st output ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         gbs = r["mib"] / 1024 / (r["ckpt_ms"] / 1e3)
-        print(f"| {r['mib']} | {r['system']} | {r['compression']} | {fmt(r['ckpt_ms'])} | {gbs:.2f} | "
+        print(f"| {r['mib']} | {r['system']} | {r['compression']} | {r['memory']} | {fmt(r['ckpt_ms'])} | {gbs:.2f} | "
               f"{r['image_bytes'] / 2**20:.1f} | {fmt(r['restore_first_instr_ms'])} | {fmt(r['restore_first_output_ms'])} |")
-    by = {(r["mib"], r["system"], r["compression"]): r for r in rows}
+    by = {(r["mib"], r["system"], r["compression"], r["memory"]): r for r in rows}
+    modes = a.modes.split(",")
     print()
-    print("| MiB | sbx/runsc checkpoint (none) | sbx/runsc restore→1st output (none) | (zstd) ckpt | (zstd) restore |")
-    print("|---|---|---|---|---|")
+    print("| MiB | sbx/runsc checkpoint (none) | (zstd) | " +
+          " | ".join(f"restore→1st output {c} {m}" for c in ("none", "zstd") for m in modes) + " |")
+    print("|---|---|---|" + "---|" * (2 * len(modes)))
     for mib in sorted({r["mib"] for r in rows}):
-        rc = by.get((mib, "runsc", "runsc-default"))
+        rc = by.get((mib, "runsc", "runsc-default", "-"))
         if not rc:
             continue
-        n, z = by[(mib, "sbx", "none")], by[(mib, "sbx", "zstd")]
-        print(f"| {mib} | {n['ckpt_ms'] / rc['ckpt_ms']:.2f} | {n['restore_first_output_ms'] / rc['restore_first_output_ms']:.2f} | "
-              f"{z['ckpt_ms'] / rc['ckpt_ms']:.2f} | {z['restore_first_output_ms'] / rc['restore_first_output_ms']:.2f} |")
+        cells = [f"{by[(mib, 'sbx', c, modes[0])]['ckpt_ms'] / rc['ckpt_ms']:.2f}" for c in ("none", "zstd")]
+        cells += [f"{by[(mib, 'sbx', c, m)]['restore_first_output_ms'] / rc['restore_first_output_ms']:.2f}"
+                  for c in ("none", "zstd") for m in modes]
+        print(f"| {mib} | " + " | ".join(cells) + " |")
     if a.out:
         with open(a.out, "w") as f:
             json.dump(rows, f, indent=1)

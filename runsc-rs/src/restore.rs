@@ -30,9 +30,20 @@ pub struct RestoreArgs {
     /// the sandbox runs.
     #[arg(long)]
     pub json: bool,
+    /// When guest memory is copied in from the image: `lazy` (default:
+    /// the guest starts once every chunk's checksum is checked; a chunk is
+    /// copied on first access and the rest in the background), `eager`
+    /// (all of it before the guest starts) or `on-demand` (on first access
+    /// only; the image stays open while the sandbox runs).
+    #[arg(long, default_value = "lazy", value_parser = parse_memory_load)]
+    pub memory: restore::MemoryLoad,
     /// Log filter (see `sbx run --help`).
     #[arg(long)]
     pub log_level: Option<String>,
+}
+
+fn parse_memory_load(s: &str) -> Result<restore::MemoryLoad, String> {
+    s.parse()
 }
 
 /// Draws `what: NN% (done/total MiB)` on stderr (a terminal).
@@ -58,7 +69,11 @@ pub fn restore(args: RestoreArgs) -> Result<i32> {
         show_progress("restore", p.done, p.total);
         std::ops::ControlFlow::Continue(())
     };
-    let loaded = restore::load(&args.image, if tty { Some(&progress) } else { None })
+    let opts = restore::LoadOptions {
+        memory: args.memory,
+        progress: if tty { Some(&progress) } else { None },
+    };
+    let loaded = restore::load(&args.image, &opts)
         .with_context(|| format!("cannot restore {}", args.image.display()));
     if tty {
         eprintln!();
@@ -90,9 +105,11 @@ pub fn restore(args: RestoreArgs) -> Result<i32> {
             "state_bytes": report.state_bytes,
             "memory_bytes": report.memory_bytes,
             "memory_stored_bytes": report.memory_stored_bytes,
+            "memory_mode": report.memory_mode.name(),
             "time_ms": {
                 "validate": ms(report.validate),
                 "state_decode": ms(report.state_decode),
+                "memory_verify": ms(report.memory_verify),
                 "memory_load": ms(report.memory_load),
                 "first_instruction": ms(report.first_instruction),
                 "total": ms(t0.elapsed()),

@@ -42,6 +42,7 @@
 //! use one mutex each, never nested.
 
 mod atomic;
+mod chunks;
 mod compress;
 mod convert;
 mod cpu;
@@ -58,6 +59,7 @@ mod validate;
 mod write;
 
 pub use atomic::remove_stale_temporaries;
+pub use chunks::ChunkScratch;
 pub use compress::Compression;
 pub use convert::{dir_to_stream, stream_to_dir, ConvertError};
 pub use cpu::{CpuCompatError, CpuFeatures, CpuProbeError};

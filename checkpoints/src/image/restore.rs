@@ -98,9 +98,23 @@ impl Buffers {
 }
 
 /// Per-worker decoder state.
-struct Decoder {
+pub(crate) struct Decoder {
     dctx: zstd::bulk::Decompressor<'static>,
     scratch: Vec<u8>,
+}
+
+impl Decoder {
+    pub(crate) fn new() -> Result<Decoder, ImageError> {
+        let dctx =
+            zstd::bulk::Decompressor::new().map_err(|source| ImageError::ChunkDecompress {
+                chunk: 0,
+                source: Some(source),
+            })?;
+        Ok(Decoder {
+            dctx,
+            scratch: Vec::new(),
+        })
+    }
 }
 
 /// Totals of a restore.
@@ -172,17 +186,7 @@ pub(crate) fn restore_fed<'d>(
     run_fed(
         threads,
         threads,
-        || {
-            let dctx =
-                zstd::bulk::Decompressor::new().map_err(|source| ImageError::ChunkDecompress {
-                    chunk: 0,
-                    source: Some(source),
-                })?;
-            Ok(Decoder {
-                dctx,
-                scratch: Vec::new(),
-            })
-        },
+        Decoder::new,
         |dec, (index, info, stored, target, covered): (u64, ChunkInfo, Vec<u8>, Target<'d>, u64)| {
             // Recycled buffers may be longer than this chunk.
             let result = match stored.get(..info.stored_len as usize) {
@@ -231,7 +235,7 @@ pub(crate) fn check_chunk_crc(
 /// Checks, decompresses and writes one chunk.
 /// Preconditions: `info` passed the layout checks; a `Region` target spans
 /// exactly the chunk's first to last page.
-fn restore_chunk(
+pub(crate) fn restore_chunk(
     dec: &mut Decoder,
     index: u64,
     info: &ChunkInfo,

@@ -25,6 +25,7 @@ pub mod pause;
 pub mod pid_ns;
 pub mod procfs;
 pub mod restore;
+mod restore_memory;
 pub mod signal;
 pub mod task;
 pub mod task_set;

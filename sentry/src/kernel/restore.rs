@@ -10,15 +10,19 @@
 //!    ([`Snapshot`]); `after_load` hooks rebuild host objects (a fresh
 //!    memfd grown to the saved length, host stdio re-bound to the
 //!    restoring process's, the overlay's root reopened);
-//! 4. memory section into the fresh memfd, each chunk checked before it
-//!    is written;
+//! 4. the memory section: every chunk's checksum checked, then (mode
+//!    [`MemoryLoad`]) copied into the fresh memfd now (`eager`) or after the
+//!    guest started, on first access and in the background (`lazy`,
+//!    default) or on first access only (`on-demand`); see
+//!    `restore_memory.rs`;
 //! 5. the clock offset, so sandbox `CLOCK_MONOTONIC` continues from the
 //!    saved value;
 //! 6. ([`LoadedImage::start`]) the platform over the new memfd, then one
 //!    host thread per task; one fresh context (stub) per address space,
 //!    whose other tasks (threads) get sibling stub threads
 //!    (`Context::new_thread`); the saved registers and FP state per task;
-//!    address spaces fault their pages in.
+//!    address spaces fault their pages in; with `lazy`, the background
+//!    loader starts.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +31,8 @@ use std::time::{Duration, Instant};
 use checkpoints::image::{
     self, CpuFeatures, DirImage, ImageError, Manifest, ProgressFn, SchemaMismatch,
 };
+
+pub use super::restore_memory::MemoryLoad;
 use checkpoints::state::{self, LoadError};
 
 use super::checkpoint::{schema_pairs, Snapshot};
@@ -52,8 +58,10 @@ pub enum RestoreError {
     Cpu(#[source] image::CpuCompatError),
     #[error("cannot decode the kernel state")]
     Decode(#[source] LoadError),
-    #[error("cannot write memory at offset {offset:#x} of the memory file")]
-    MemoryWrite { offset: u64 },
+    #[error("the image's memory chunks do not fit the restored memory file")]
+    MemoryTable(#[source] crate::mm::lazy::LazyTableError),
+    #[error("cannot load the image's memory")]
+    MemoryLost(#[source] crate::mm::lazy::ChunkLost),
     #[error("the restored kernel is still shared after load (internal error)")]
     Shared,
     #[error("the restored state has no init process")]
@@ -91,7 +99,12 @@ pub struct RestoreReport {
     /// Manifest, schema and CPU checks.
     pub validate: Duration,
     pub state_decode: Duration,
+    /// Checking every memory chunk's checksum.
+    pub memory_verify: Duration,
+    /// Copying memory in before the guest starts (`eager` only; the other
+    /// modes copy while it runs).
     pub memory_load: Duration,
+    pub memory_mode: MemoryLoad,
     /// From `start` until every task's context exists and its registers
     /// are set: the first instruction runs right after.
     pub first_instruction: Duration,
@@ -106,6 +119,14 @@ pub struct RestoreReport {
 pub struct LoadedImage {
     pub kernel: Arc<Kernel>,
     pub report: RestoreReport,
+}
+
+/// How to restore.
+#[derive(Clone, Copy, Default)]
+pub struct LoadOptions<'a> {
+    pub memory: MemoryLoad,
+    /// Progress of the memory check (and of the copy with `eager`).
+    pub progress: Option<&'a ProgressFn<'a>>,
 }
 
 impl std::fmt::Debug for LoadedImage {
@@ -143,7 +164,7 @@ pub fn validate(manifest: &Manifest) -> Result<(), RestoreError> {
 }
 
 /// Steps 1–5 of the module docs.
-pub fn load(path: &Path, progress: Option<&ProgressFn<'_>>) -> Result<LoadedImage, RestoreError> {
+pub fn load(path: &Path, opts: &LoadOptions<'_>) -> Result<LoadedImage, RestoreError> {
     let t = Instant::now();
     let img = DirImage::open(path).map_err(image_err(path))?;
     validate(img.manifest())?;
@@ -160,12 +181,14 @@ pub fn load(path: &Path, progress: Option<&ProgressFn<'_>>) -> Result<LoadedImag
     drop(bytes);
     report.state_decode = t.elapsed();
 
-    let t = Instant::now();
     let mf = snap.kernel.mf.clone();
     report.memory_stored_bytes = img.manifest().memory_stored_len;
-    report.memory_bytes = load_memory(&img, &mf, progress)?;
+    report.memory_bytes = img.manifest().chunks.iter().map(|c| c.raw_len).sum();
+    report.memory_mode = opts.memory;
+    let figures = super::restore_memory::prepare(img, &mf, opts.memory, opts.progress)?;
     drop(mf);
-    report.memory_load = t.elapsed();
+    report.memory_verify = figures.verify;
+    report.memory_load = figures.load;
 
     let Snapshot {
         monotonic_ns,
@@ -330,6 +353,9 @@ impl LoadedImage {
         // Interval timers: their deadlines are kernel state on the sandbox
         // monotonic clock; the host thread that fires them is new.
         self.kernel.start_timers();
+        if self.report.memory_mode == MemoryLoad::Lazy {
+            super::restore_memory::spawn_background(&self.kernel.mf);
+        }
         tracing::info!(tasks = self.report.tasks, "sandbox restored");
         Ok((self.kernel, self.report))
     }
@@ -401,173 +427,4 @@ fn make_runner(
         }
     }
     Some(TaskRunner::new(kernel, task, ctx, regs))
-}
-
-/// The memory load, in parallel over chunks: a raw chunk goes from
-/// `memory.bin` into the memory file with `sendfile(2)` (one in-kernel
-/// copy, no user buffers) and its crc32c is then checked over the memory
-/// file's copy; a zstd chunk is read, checked (crc32c of the stored bytes)
-/// and decompressed through a scratch buffer, which is then written to the
-/// memory file. Nothing may use the memory before this
-/// returns `Ok` (no guest code has run yet). Returns the bytes restored.
-fn load_memory(
-    img: &DirImage,
-    mf: &crate::mm::MemoryFile,
-    progress: Option<&ProgressFn<'_>>,
-) -> Result<u64, RestoreError> {
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    let m = img.manifest();
-    let mem_len = mf.size();
-    let total: u64 = m.chunks.iter().map(|c| c.raw_len).sum();
-    let next = AtomicUsize::new(0);
-    let copy_lock = std::sync::Mutex::new(());
-    let done = AtomicU64::new(0);
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4)
-        .min(m.chunks.len().max(1));
-    let bad = |source: ImageError| RestoreError::Image {
-        path: img.path().to_owned(),
-        source,
-    };
-    let corrupt = |chunk: usize, c: &image::ChunkInfo| {
-        bad(ImageError::ChunkChecksumMismatch {
-            chunk: chunk as u64,
-            memory_offset: c.runs.first().map_or(0, |r| r.offset),
-        })
-    };
-    let work = || -> Result<(), RestoreError> {
-        // An own description of the memfd: sendfile writes at its file
-        // position, which must not be shared with other workers.
-        let proc_path = format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&mf.fd())
-        );
-        let out = rustix::fs::open(
-            proc_path.as_str(),
-            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|_| RestoreError::MemoryWrite { offset: 0 })?;
-        let mut dctx: Option<zstd::bulk::Decompressor<'static>> = None;
-        let mut stored = Vec::new();
-        let mut scratch = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(c) = m.chunks.get(i) else {
-                return Ok(());
-            };
-            let runs_len: u64 = c.runs.iter().map(|r| r.len()).sum();
-            if runs_len != c.raw_len
-                || c.runs
-                    .iter()
-                    .any(|r| r.offset.checked_add(r.len()).is_none_or(|e| e > mem_len))
-            {
-                return Err(corrupt(i, c));
-            }
-            match c.codec {
-                image::Codec::Raw => {
-                    if c.stored_len != c.raw_len {
-                        return Err(corrupt(i, c));
-                    }
-                    let mut src = c.file_offset;
-                    // One copier at a time: writes to the memfd serialize
-                    // on its inode lock anyway (`shmem_file_write_iter`),
-                    // and a second writer would spin on it; waiting here
-                    // instead leaves the other core to the checksum of the
-                    // previous chunk.
-                    let copying = copy_lock.lock().unwrap_or_else(|p| p.into_inner());
-                    for r in &c.runs {
-                        rustix::fs::seek(&out, rustix::fs::SeekFrom::Start(r.offset))
-                            .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
-                        let mut left = r.len();
-                        while left > 0 {
-                            let n = rustix::fs::sendfile(
-                                &out,
-                                img.memory_file(),
-                                Some(&mut src),
-                                left as usize,
-                            )
-                            .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
-                            if n == 0 {
-                                return Err(corrupt(i, c));
-                            }
-                            left -= n as u64;
-                        }
-                    }
-                    drop(copying);
-                    let mut crc = 0u32;
-                    for r in &c.runs {
-                        let data = mf
-                            .slice(r.offset, r.len())
-                            .ok_or(RestoreError::MemoryWrite { offset: r.offset })?;
-                        crc = crc32c::crc32c_append(crc, data);
-                    }
-                    if crc != c.crc32c {
-                        return Err(corrupt(i, c));
-                    }
-                }
-                image::Codec::Zstd => {
-                    // Bounded by the manifest checks (MAX_CHUNK_SIZE).
-                    stored.resize(c.stored_len as usize, 0);
-                    std::os::unix::fs::FileExt::read_exact_at(
-                        img.memory_file(),
-                        &mut stored,
-                        c.file_offset,
-                    )
-                    .map_err(|_| corrupt(i, c))?;
-                    if crc32c::crc32c(&stored) != c.crc32c {
-                        return Err(corrupt(i, c));
-                    }
-                    let d = match &mut dctx {
-                        Some(d) => d,
-                        None => dctx.insert(
-                            zstd::bulk::Decompressor::new()
-                                .map_err(|_| RestoreError::MemoryWrite { offset: 0 })?,
-                        ),
-                    };
-                    let short = |source: Option<std::io::Error>| {
-                        bad(ImageError::ChunkDecompress {
-                            chunk: i as u64,
-                            source,
-                        })
-                    };
-                    scratch.resize(c.raw_len as usize, 0);
-                    let n = d
-                        .decompress_to_buffer(&stored, &mut scratch[..])
-                        .map_err(|e| short(Some(e)))?;
-                    if n as u64 != c.raw_len {
-                        return Err(short(None));
-                    }
-                    let mut at = 0usize;
-                    for r in &c.runs {
-                        let len = r.len() as usize;
-                        mf.write(r.offset, &scratch[at..at + len])
-                            .map_err(|_| RestoreError::MemoryWrite { offset: r.offset })?;
-                        at += len;
-                    }
-                }
-            }
-            let d = done.fetch_add(c.raw_len, Ordering::Relaxed) + c.raw_len;
-            if let Some(p) = progress {
-                if p(image::Progress { done: d, total }).is_break() {
-                    return Err(RestoreError::MemoryWrite { offset: 0 });
-                }
-            }
-        }
-    };
-    let results: Vec<Result<(), RestoreError>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or(Err(RestoreError::MemoryWrite { offset: 0 }))
-            })
-            .collect()
-    });
-    for r in results {
-        r?;
-    }
-    Ok(total)
 }

@@ -37,6 +37,11 @@ pub enum FaultError {
     /// the kernel should kill the process (`SIGKILL`).
     #[error("out of memory")]
     OutOfMemory,
+    /// The page's saved contents could not be loaded from the checkpoint
+    /// image (lazy restore; the loader logged why): the memory is gone, so
+    /// the kernel kills the process (`SIGKILL`), as for `OutOfMemory`.
+    #[error("the page's contents could not be loaded from the image")]
+    MemoryLost,
     /// The platform could not update the stub: fatal for the address space.
     #[error("platform failed to map the page")]
     Platform(#[source] PlatformError),
@@ -51,7 +56,7 @@ impl FaultError {
             FaultError::NoMapping => Some((libc::SIGSEGV, SEGV_MAPERR)),
             FaultError::AccessDenied => Some((libc::SIGSEGV, SEGV_ACCERR)),
             FaultError::BeyondEof => Some((libc::SIGBUS, BUS_ADRERR)),
-            FaultError::OutOfMemory => Some((libc::SIGKILL, 0)),
+            FaultError::OutOfMemory | FaultError::MemoryLost => Some((libc::SIGKILL, 0)),
             FaultError::Platform(_) => None,
         }
     }
@@ -67,6 +72,9 @@ impl From<PlatformError> for FaultError {
 pub(super) fn fault_errno(e: FaultError) -> Errno {
     match e {
         FaultError::OutOfMemory => Errno::ENOMEM.because("out of memory populating a page"),
+        FaultError::MemoryLost => {
+            Errno::EIO.because("guest memory could not be loaded from the image")
+        }
         FaultError::Platform(p) => super::manager::platform_errno(p),
         _ => Errno::EFAULT.because("guest address not accessible"),
     }
@@ -179,6 +187,9 @@ impl MemoryManager {
         let Some(pte) = self.ptes.get_mut(&page) else {
             return Err(FaultError::NoMapping);
         };
+        self.mf
+            .prepare_map(pte.off, PAGE_SIZE)
+            .map_err(|_| FaultError::MemoryLost)?;
         ctx.map(page, PAGE_SIZE, vma.prot, pte.off)?;
         pte.stub = Some(vma.prot);
         Ok(())
@@ -263,7 +274,7 @@ impl MemoryManager {
         vma: &Vma,
         lo: u64,
         hi: u64,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<(), FaultError> {
         let todo: Vec<(u64, u64, Prot)> = self
             .ptes
             .range(lo..hi)
@@ -281,7 +292,11 @@ impl MemoryManager {
                 }
                 j += 1;
             }
-            ctx.map(a, (j - i) as u64 * PAGE_SIZE, prot, off)?;
+            let len = (j - i) as u64 * PAGE_SIZE;
+            self.mf
+                .prepare_map(off, len)
+                .map_err(|_| FaultError::MemoryLost)?;
+            ctx.map(a, len, prot, off)?;
             for &(pa, _, _) in &todo[i..j] {
                 if let Some(p) = self.ptes.get_mut(&pa) {
                     p.stub = Some(prot);

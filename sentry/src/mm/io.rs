@@ -184,6 +184,11 @@ impl MemoryManager {
         let changed = self.break_cow(&v, page).map_err(fault_errno)?;
         let pte = self.ptes.get_mut(&page).ok_or_else(efault)?;
         if changed && pte.stub.is_some() {
+            // The new page is a fresh copy (never pending in a lazy
+            // restore), but every map goes through the same check.
+            self.mf.prepare_map(pte.off, PAGE_SIZE).map_err(|_| {
+                Errno::EIO.because("guest memory could not be loaded from the image")
+            })?;
             ctx.map(page, PAGE_SIZE, v.prot, pte.off)
                 .map_err(super::manager::platform_errno)?;
             pte.stub = Some(v.prot);

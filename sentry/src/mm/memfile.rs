@@ -10,13 +10,14 @@
 //! needs no lock (offsets are validated against its mapped length).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use checkpoints::Stateify;
 use rustix::fs::{FallocateFlags, MemfdFlags};
 
+use super::lazy::{ChunkLost, LazyMemory};
 use super::memfile_map::FileWindow;
-use super::page_alloc::{Fresh, PageAllocator, RefRuns};
+use super::page_alloc::{Fresh, PageAllocator};
 use crate::errno::{Errno, SysResult};
 
 /// Page size of the guest ABI (x86-64).
@@ -30,7 +31,7 @@ pub const DEFAULT_CAPACITY: u64 = 64 << 30;
 /// nothing until pages are touched).
 const GROW_STEP: u64 = 64 << 20;
 
-/// Errors creating or restoring a memory file.
+/// Errors creating a memory file.
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryFileError {
     #[error("memfd_create failed")]
@@ -47,21 +48,6 @@ pub enum MemoryFileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("saved allocator state is inconsistent (a run ends past page {end})")]
-    BadState { end: u64 },
-    #[error("saved memory file of {bytes} bytes exceeds the capacity {capacity}")]
-    TooLarge { bytes: u64, capacity: u64 },
-}
-
-/// The allocator state a checkpoint needs to rebuild a memory file: the
-/// file length in pages and the reference count of every used page.
-/// The *contents* of the used pages are saved separately (see
-/// [`MemoryFile::used_ranges`] and [`MemoryFile::slice`]).
-#[derive(Clone, Debug, PartialEq, Eq, Stateify)]
-pub struct MemoryFileState {
-    pub end_pages: u64,
-    /// `(first page, pages, reference count)`, ascending, non-overlapping.
-    pub refs: RefRuns,
 }
 
 #[derive(Stateify)]
@@ -121,8 +107,10 @@ impl Host {
 /// go to the image's memory section (read them with
 /// [`MemoryFile::slice`]). Restore: the state graph rebuilds the object
 /// with a new, empty memfd grown to the saved length (`after_load`); the
-/// image reader then writes the saved ranges with [`MemoryFile::write`]
-/// before any stub runs.
+/// restore then installs a [`LazyMemory`] table of the image's chunks
+/// ([`MemoryFile::set_lazy`]), which every access path below consults, so
+/// the saved contents are copied in before anything reads, writes, maps or
+/// frees them (see `super::lazy`).
 #[derive(Stateify)]
 #[state(after_load = "after_load")]
 pub struct MemoryFile {
@@ -132,6 +120,12 @@ pub struct MemoryFile {
     host: Host,
     /// Allocator state; lock after any `MemoryManager` lock.
     alloc: Mutex<Alloc>,
+    /// Chunks of a restore's image not copied in yet. Set once, right
+    /// after a restore decoded the state and before any guest code runs;
+    /// empty for a sandbox that was not restored. Its chunk locks come
+    /// before `alloc`.
+    #[state(nosave, init = "OnceLock::new")]
+    lazy: OnceLock<Arc<LazyMemory>>,
 }
 
 impl std::fmt::Debug for MemoryFile {
@@ -157,6 +151,7 @@ impl MemoryFile {
         let mf = MemoryFile {
             host: Host::create(capacity)?,
             alloc: Mutex::new(Alloc { pages, file_len: 0 }),
+            lazy: OnceLock::new(),
         };
         {
             let mut a = mf.lock();
@@ -170,31 +165,69 @@ impl MemoryFile {
         Ok(mf)
     }
 
-    /// Rebuilds a memory file from checkpointed allocator state. The new
-    /// file reads as zero; the caller then writes the saved contents of
-    /// the used ranges with [`MemoryFile::write`] before any stub runs.
-    pub fn restore(state: &MemoryFileState) -> Result<Arc<MemoryFile>, MemoryFileError> {
-        let bytes = state.end_pages.saturating_mul(PAGE_SIZE);
-        if bytes > DEFAULT_CAPACITY {
-            return Err(MemoryFileError::TooLarge {
-                bytes,
-                capacity: DEFAULT_CAPACITY,
-            });
-        }
-        let pages = PageAllocator::from_runs(state.end_pages, &state.refs).ok_or(
-            MemoryFileError::BadState {
-                end: state.end_pages,
-            },
-        )?;
-        Ok(Arc::new(Self::create(DEFAULT_CAPACITY, pages)?))
-    }
-
     /// Grows the new memfd to the restored allocator's length.
     fn after_load(&self) {
         let mut a = self.lock();
         let need = a.pages.end() * PAGE_SIZE;
         if let Err(e) = self.grow_to(&mut a, need) {
             tracing::error!("cannot grow the restored memory file to {need} bytes: {e}");
+        }
+    }
+
+    /// Installs the table of chunks still in the image (once, before any
+    /// guest code runs). Returns `false` if one was installed already.
+    pub fn set_lazy(&self, lazy: Arc<LazyMemory>) -> bool {
+        self.lazy.set(lazy).is_ok()
+    }
+
+    /// The lazy table of a restored memory file, if any.
+    pub fn lazy(&self) -> Option<&Arc<LazyMemory>> {
+        self.lazy.get()
+    }
+
+    /// Writes a loaded run straight into the window (no lazy check: the
+    /// loader is the one filling it).
+    fn fill(&self, off: u64, data: &[u8]) -> std::io::Result<()> {
+        if self.host.window.write(off, data) {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "run at {off:#x}+{:#x} is outside the memory file",
+                data.len()
+            )))
+        }
+    }
+
+    /// Makes `[off, off+len)` hold its saved contents (lazy restore); a
+    /// no-op once everything is loaded, and for sandboxes never restored.
+    #[inline]
+    fn ensure_loaded(&self, off: u64, len: u64) -> Result<(), ChunkLost> {
+        match self.lazy.get() {
+            Some(l) => l.ensure(off, len, &|o, d| self.fill(o, d)),
+            None => Ok(()),
+        }
+    }
+
+    /// Before mapping `[off, off+len)` into a stub: its saved contents
+    /// must be there. `ChunkLost` if they cannot be loaded.
+    pub fn prepare_map(&self, off: u64, len: u64) -> Result<(), ChunkLost> {
+        self.ensure_loaded(off, len)
+    }
+
+    /// Loads the next pending chunk of a lazy restore; `false` when none
+    /// is left (the background loader's loop).
+    pub fn load_next_chunk(&self) -> bool {
+        match self.lazy.get() {
+            Some(l) => l.load_next(&|o, d| self.fill(o, d)),
+            None => false,
+        }
+    }
+
+    /// Loads every pending chunk now.
+    pub fn load_all(&self) -> Result<(), ChunkLost> {
+        match self.lazy.get() {
+            Some(l) => l.load_all(&|o, d| self.fill(o, d)),
+            None => Ok(()),
         }
     }
 
@@ -214,15 +247,6 @@ impl MemoryFile {
             if let Err(e) = self.grow_to(&mut a, pages_end) {
                 tracing::error!("cannot grow the memory file to {pages_end} bytes: {e}");
             }
-        }
-    }
-
-    /// The allocator state to checkpoint.
-    pub fn state(&self) -> MemoryFileState {
-        let a = self.lock();
-        MemoryFileState {
-            end_pages: a.pages.end(),
-            refs: a.pages.ref_runs(),
         }
     }
 
@@ -279,6 +303,10 @@ impl MemoryFile {
     /// Drops a reference to each page of the range; pages that reach zero
     /// are freed (kept resident for reuse; holes are punched in batches).
     pub fn decref(&self, off: u64, npages: u64) {
+        // A freed page may be reused at once: its pending contents must
+        // not land in it later. (A lost chunk is being freed: nothing to
+        // keep.)
+        let _ = self.ensure_loaded(off, npages.saturating_mul(PAGE_SIZE));
         let mut a = self.lock();
         a.pages.decref(off / PAGE_SIZE, npages);
         for (s, l) in a.pages.punch_candidates() {
@@ -354,6 +382,7 @@ impl MemoryFile {
 
     /// Copies guest memory at file offset `off` into `buf`.
     pub fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<()> {
+        self.ensure_loaded(off, buf.len() as u64).map_err(lost)?;
         self.ensure_mapped(off, buf.len() as u64);
         self.host
             .window
@@ -364,6 +393,7 @@ impl MemoryFile {
 
     /// Copies `data` to file offset `off`.
     pub fn write(&self, off: u64, data: &[u8]) -> SysResult<()> {
+        self.ensure_loaded(off, data.len() as u64).map_err(lost)?;
         self.ensure_mapped(off, data.len() as u64);
         self.host
             .window
@@ -374,6 +404,7 @@ impl MemoryFile {
 
     /// Zeroes `len` bytes at `off`.
     pub fn zero(&self, off: u64, len: u64) -> SysResult<()> {
+        self.ensure_loaded(off, len).map_err(lost)?;
         self.host
             .window
             .zero(off, len)
@@ -383,6 +414,8 @@ impl MemoryFile {
 
     /// Copies one page (copy-on-write).
     pub fn copy_page(&self, src: u64, dst: u64) -> SysResult<()> {
+        self.ensure_loaded(src, PAGE_SIZE).map_err(lost)?;
+        self.ensure_loaded(dst, PAGE_SIZE).map_err(lost)?;
         self.host
             .window
             .copy(src, dst, PAGE_SIZE)
@@ -392,11 +425,19 @@ impl MemoryFile {
 
     /// A read-only view of `[off, off+len)` for the checkpoint writer.
     /// Take it only while every stub is stopped (the bytes are shared with
-    /// guest code). `None` if the range is beyond the file.
+    /// guest code). `None` if the range is beyond the file or holds memory
+    /// a lazy restore lost (logged).
     pub fn slice(&self, off: u64, len: u64) -> Option<&[u8]> {
+        self.ensure_loaded(off, len).ok()?;
         self.ensure_mapped(off, len);
         self.host.window.slice(off, len)
     }
+}
+
+/// A load failure seen by the sentry: the guest memory is gone, `EIO`
+/// (the loader logged which chunk and why).
+fn lost(_: ChunkLost) -> Errno {
+    Errno::EIO.because("guest memory could not be loaded from the image")
 }
 
 #[cfg(test)]
@@ -447,33 +488,6 @@ mod tests {
     }
 
     #[test]
-    fn used_ranges_and_restore_round_trip() {
-        let mf = small();
-        let a = mf.allocate(3, true).unwrap();
-        mf.decref(a + PAGE_SIZE, 1);
-        mf.write(a + 2 * PAGE_SIZE, b"kept").unwrap();
-        let state = mf.state();
-        let restored = MemoryFile::restore(&state).unwrap();
-        for (off, len) in mf.used_ranges() {
-            restored.write(off, mf.slice(off, len).unwrap()).unwrap();
-        }
-        let mut buf = [0u8; 4];
-        restored.read(a + 2 * PAGE_SIZE, &mut buf).unwrap();
-        assert_eq!(
-            mf.used_ranges(),
-            vec![(a, PAGE_SIZE), (a + 2 * PAGE_SIZE, PAGE_SIZE)]
-        );
-        assert_eq!(&buf, b"kept");
-        assert_eq!(restored.size(), 3 * PAGE_SIZE);
-        assert_eq!(
-            restored.slice(0, restored.size()).unwrap().len(),
-            3 * PAGE_SIZE as usize
-        );
-        assert_eq!(restored.refcount(a + PAGE_SIZE), 0);
-        assert_eq!(restored.allocate(1, true).unwrap(), a + PAGE_SIZE);
-    }
-
-    #[test]
     fn out_of_range_access_is_efault_not_panic() {
         let mf = small();
         let mut buf = [0u8; 8];
@@ -504,10 +518,105 @@ mod state_tests {
         }
         let mut buf = [0u8; 8];
         back.read(a + PAGE_SIZE, &mut buf).unwrap();
-        assert_eq!(back.state(), mf.state());
+        assert_eq!(back.used_ranges(), mf.used_ranges());
         assert_eq!(back.refcount(a), 2);
         assert_eq!(&buf, b"page one");
         assert_eq!(back.allocate(1, true).unwrap(), a + 2 * PAGE_SIZE);
         assert_ne!(back.fd().as_raw_fd(), mf.fd().as_raw_fd());
+    }
+
+    /// A lazily restored copy of `mf`: the state graph round trip, then a
+    /// table with one chunk per used page whose loader copies from `mf`.
+    struct FromOriginal {
+        mf: Arc<MemoryFile>,
+        pages: Vec<u64>,
+        loads: Mutex<Vec<usize>>,
+    }
+
+    impl crate::mm::lazy::ChunkLoad for FromOriginal {
+        fn load(
+            &self,
+            index: usize,
+            write: crate::mm::lazy::RunWriter<'_>,
+        ) -> Result<(), crate::mm::lazy::ChunkLoadError> {
+            self.loads.lock().unwrap().push(index);
+            let off = self.pages[index];
+            write(off, self.mf.slice(off, PAGE_SIZE).ok_or("gone")?)?;
+            Ok(())
+        }
+    }
+
+    fn lazy_copy(mf: &Arc<MemoryFile>) -> (Arc<MemoryFile>, Arc<FromOriginal>) {
+        let back: Arc<MemoryFile> =
+            checkpoints::state::load(&checkpoints::state::save(mf).unwrap()).unwrap();
+        let pages: Vec<u64> = mf
+            .used_ranges()
+            .into_iter()
+            .flat_map(|(o, l)| (o..o + l).step_by(PAGE_SIZE as usize))
+            .collect();
+        let src = Arc::new(FromOriginal {
+            mf: mf.clone(),
+            pages: pages.clone(),
+            loads: Mutex::new(Vec::new()),
+        });
+        let table = pages.iter().map(|&p| vec![(p, PAGE_SIZE)]).collect();
+        let lazy = LazyMemory::new(table, back.size(), src.clone()).unwrap();
+        assert!(back.set_lazy(Arc::new(lazy)));
+        (back, src)
+    }
+
+    #[test]
+    fn every_access_path_loads_pending_pages_first() {
+        let mf = MemoryFile::with_capacity(1 << 30).unwrap();
+        let a = mf.allocate(6, true).unwrap();
+        for i in 0..6 {
+            mf.write(a + i * PAGE_SIZE, format!("page {i}").as_bytes())
+                .unwrap();
+        }
+        let (back, src) = lazy_copy(&mf);
+        let loads = || src.loads.lock().unwrap().len();
+        assert_eq!(loads(), 0, "nothing is loaded before it is needed");
+        // read
+        let mut buf = [0u8; 6];
+        back.read(a + 2 * PAGE_SIZE, &mut buf).unwrap();
+        assert_eq!(&buf, b"page 2");
+        assert_eq!(*src.loads.lock().unwrap(), vec![2]);
+        // write into a pending page keeps the rest of it
+        back.write(a + 3 * PAGE_SIZE + 5, b"X").unwrap();
+        back.read(a + 3 * PAGE_SIZE, &mut buf).unwrap();
+        assert_eq!(&buf, b"page X");
+        // copy-on-write copy from a pending page
+        let n = back.allocate(1, false).unwrap();
+        back.copy_page(a + 4 * PAGE_SIZE, n).unwrap();
+        back.read(n, &mut buf).unwrap();
+        assert_eq!(&buf, b"page 4");
+        // a freed pending page is loaded before reuse, so its saved bytes
+        // can never land in the next owner's page later
+        back.decref(a + 5 * PAGE_SIZE, 1);
+        let r = back.allocate(1, true).unwrap();
+        assert_eq!(r, a + 5 * PAGE_SIZE);
+        assert!(back.lazy().unwrap().stats().loaded_on_access >= 4);
+        while back.load_next_chunk() {}
+        back.read(r, &mut buf).unwrap();
+        assert_eq!(buf, [0u8; 6], "reused page stays zeroed");
+        // the mapping path and the checkpoint view see everything
+        back.prepare_map(a, PAGE_SIZE).unwrap();
+        assert!(back.lazy().unwrap().is_complete());
+        let view = back.slice(a, PAGE_SIZE).unwrap();
+        assert_eq!(&view[..6], b"page 0");
+        let mut loaded = src.loads.lock().unwrap().clone();
+        loaded.sort();
+        assert_eq!(loaded, vec![0, 1, 2, 3, 4, 5], "each chunk once");
+    }
+
+    #[test]
+    fn checkpoint_view_of_a_lazy_file_loads_everything() {
+        let mf = MemoryFile::with_capacity(1 << 30).unwrap();
+        let a = mf.allocate(3, true).unwrap();
+        mf.write(a + 2 * PAGE_SIZE, b"tail").unwrap();
+        let (back, _src) = lazy_copy(&mf);
+        let all = back.slice(0, back.size()).unwrap();
+        assert_eq!(&all[(a + 2 * PAGE_SIZE) as usize..][..4], b"tail");
+        assert!(back.lazy().unwrap().is_complete());
     }
 }

@@ -24,6 +24,7 @@
 mod fault;
 mod fork;
 mod io;
+pub mod lazy;
 mod manager;
 mod maps;
 mod memfile;
@@ -43,7 +44,7 @@ pub use fault::{FaultError, FAULT_AROUND_PAGES};
 pub use io::{IoVec, UIO_MAXIOV};
 pub use manager::{MemoryManager, Pte, MMAP_BASE_GAP, MMAP_MIN_ADDR};
 pub use maps::MemoryUsage;
-pub use memfile::{MemoryFile, MemoryFileError, MemoryFileState, DEFAULT_CAPACITY, PAGE_SIZE};
+pub use memfile::{MemoryFile, MemoryFileError, DEFAULT_CAPACITY, PAGE_SIZE};
 pub use mmap::{MmapFile, MmapRequest};
 pub use page_alloc::{RefRuns, DEFAULT_PUNCH_THRESHOLD_PAGES};
 pub use vma::{Vma, VmaBacking, VmaName};

@@ -135,39 +135,6 @@ impl PageAllocator {
         }
     }
 
-    /// Rebuilds an allocator from saved reference counts (after restore:
-    /// the new file reads as zero, so every free run is clean).
-    pub(super) fn from_runs(end: u64, runs: &RefRuns) -> Option<PageAllocator> {
-        let mut refs = vec![0u32; usize::try_from(end).ok()?];
-        for &(start, len, count) in runs {
-            let stop = start.checked_add(len)?;
-            if stop > end {
-                return None;
-            }
-            refs[start as usize..stop as usize].fill(count);
-        }
-        let mut a = PageAllocator {
-            end,
-            refs,
-            free: BTreeMap::new(),
-            dirty_free: 0,
-            punch_threshold: DEFAULT_PUNCH_THRESHOLD_PAGES,
-        };
-        let mut p = 0;
-        while p < end {
-            if a.refs[p as usize] == 0 {
-                let s = p;
-                while p < end && a.refs[p as usize] == 0 {
-                    p += 1;
-                }
-                a.insert_free(s, p - s, false);
-            } else {
-                p += 1;
-            }
-        }
-        Some(a)
-    }
-
     /// The reference counts as runs (for checkpoint).
     pub(super) fn ref_runs(&self) -> RefRuns {
         let mut out: RefRuns = Vec::new();
@@ -404,20 +371,6 @@ mod tests {
     }
 
     #[test]
-    fn ref_runs_round_trip() {
-        let mut a = PageAllocator::new();
-        a.alloc(6);
-        a.incref(2, 2);
-        a.decref(4, 1);
-        let runs = a.ref_runs();
-        let b = PageAllocator::from_runs(a.end(), &runs).unwrap();
-        assert_eq!(runs, vec![(0, 2, 1), (2, 2, 2), (5, 1, 1)]);
-        assert_eq!(b.ref_runs(), runs);
-        assert_eq!(b.used_pages(), 5);
-        assert_eq!(b.dirty_free(), 0);
-    }
-
-    #[test]
     fn state_round_trip_keeps_every_count_in_few_bytes() {
         let mut a = PageAllocator::new();
         a.alloc(100_000);
@@ -433,10 +386,5 @@ mod tests {
             checkpoints::state::load(&checkpoints::state::save(&PageAllocator::new()).unwrap())
                 .unwrap();
         assert!(empty.refs.is_empty());
-    }
-
-    #[test]
-    fn from_runs_rejects_runs_past_the_end() {
-        assert!(PageAllocator::from_runs(4, &vec![(3, 2, 1)]).is_none());
     }
 }

@@ -61,6 +61,14 @@ impl Env {
         Sandbox::spawn_with(c)
     }
 
+    /// `sbx restore --image IMAGE --id ID EXTRA...` in the background, with
+    /// the guest's stdin a pipe the test holds.
+    pub fn restore_with(&self, image: &Path, id: &str, extra: &[&str]) -> Sandbox {
+        let mut c = self.cmd(&["restore", "--image", path_str(image), "--id", id]);
+        c.args(extra).stdin(Stdio::piped());
+        Sandbox::spawn_with(c)
+    }
+
     /// Starts `sbx restore --image IMAGE --id ID` in the background.
     pub fn restore(&self, image: &Path, id: &str) -> Sandbox {
         let c = self.cmd(&["restore", "--image", path_str(image), "--id", id]);
@@ -134,6 +142,16 @@ impl Sandbox {
                 panic!("output ended; seen so far: {:?}", self.seen)
             }
         }
+    }
+
+    /// Writes `cmd` and a newline to the guest's stdin (a piped sandbox).
+    pub fn send(&mut self, cmd: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("sandbox stdin is a pipe");
+        stdin
+            .write_all(format!("{cmd}\n").as_bytes())
+            .and_then(|_| stdin.flush())
+            .expect("write to the guest's stdin");
     }
 
     /// Waits for a line starting with `prefix`.
