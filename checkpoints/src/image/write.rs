@@ -3,25 +3,33 @@
 //!
 //! The memory section is planned as spans of at most `chunk_size` bytes of
 //! used memory; worker threads scan a span for zero pages, gather and
-//! compress its non-zero pages and checksum the result; the caller's thread
-//! writes chunks in span order (so the output is deterministic), with at
-//! most two chunks per worker in flight.
+//! compress its non-zero pages and checksum the result (with compression
+//! `None`, scan and checksum are one pass); the caller's thread takes the
+//! spans in order and assigns each chunk its file offset (so the output is
+//! deterministic), with at most two chunks per worker in flight. Compressed
+//! chunks are written by the caller's thread; in the directory form raw
+//! chunks are written by writer threads at their offsets, straight from
+//! the memory with `O_DIRECT` (see [`RawSink`]), while the next spans are
+//! scanned.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::atomic::TempDir;
 use super::compress::{compress_state, Compression};
 use super::error::WriteError;
-use super::layout::{check_ranges, nonzero_runs, plan_spans};
+use super::layout::{check_ranges, nonzero_runs, nonzero_runs_crc, plan_spans};
 use super::manifest::{
     ChunkInfo, Codec, ImageMeta, Manifest, ManifestHead, MemoryLayout, PageRange, PageRun,
     StateInfo,
 };
-use super::pipeline::{run_ordered, thread_count};
+use super::pipeline::{run_fed, run_ordered, thread_count};
 use super::stats::{Progress, ProgressFn, WriteStats};
 use super::stream::StreamBackend;
 use super::validate::ChunkChecker;
@@ -89,6 +97,12 @@ pub(crate) trait Backend {
     /// `stored` is the chunk's stored bytes, in pieces.
     fn chunk(&mut self, info: &ChunkInfo, stored: &[&[u8]]) -> Result<(), WriteError>;
     fn finish(self, manifest: &Manifest) -> Result<(), WriteError>;
+    /// Where raw chunks may be written instead of through [`Backend::chunk`]:
+    /// at their `file_offset`, from several threads, in any order. `None`
+    /// (the stream): every chunk goes through `chunk`, in order.
+    fn raw_sink(&self) -> Option<Arc<RawSink>> {
+        None
+    }
 }
 
 /// Writes the image as a directory at `path` (which must not exist),
@@ -178,44 +192,56 @@ fn encode_span(
     memory: &[u8],
     span: &PageRange,
 ) -> Result<Option<Encoded>, WriteError> {
+    let Worker { compressor, gather } = worker;
+    let Some(compressor) = compressor else {
+        // Compression `None`: one pass finds the pages and checksums them.
+        let (runs, crc32c) = nonzero_runs_crc(memory, *span);
+        if runs.is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some(Encoded {
+            raw_len: runs.iter().map(PageRun::len).sum(),
+            runs,
+            codec: Codec::Raw,
+            crc32c,
+            packed: None,
+        }));
+    };
     let runs = nonzero_runs(memory, *span);
     if runs.is_empty() {
         return Ok(None);
     }
     let raw_len: u64 = runs.iter().map(PageRun::len).sum();
-    let Worker { compressor, gather } = worker;
-    if let Some(compressor) = compressor {
-        let src: &[u8] = if let [run] = runs.as_slice() {
-            run_slice(memory, run)
-        } else {
-            gather.clear();
-            for run in &runs {
-                gather.extend_from_slice(run_slice(memory, run));
-            }
-            gather
-        };
-        let mut packed = pool
-            .lock()
-            .ok()
-            .and_then(|mut p| p.pop())
-            .unwrap_or_default();
-        packed.clear();
-        packed.reserve(zstd::zstd_safe::compress_bound(src.len()));
-        compressor
-            .compress_to_buffer(src, &mut packed)
-            .map_err(|source| WriteError::Compress { source })?;
-        if packed.len() < src.len() {
-            return Ok(Some(Encoded {
-                runs,
-                raw_len,
-                codec: Codec::Zstd,
-                crc32c: crc32c::crc32c(&packed),
-                packed: Some(packed),
-            }));
+    let src: &[u8] = if let [run] = runs.as_slice() {
+        run_slice(memory, run)
+    } else {
+        gather.clear();
+        for run in &runs {
+            gather.extend_from_slice(run_slice(memory, run));
         }
-        if let Ok(mut p) = pool.lock() {
-            p.push(packed);
-        }
+        gather
+    };
+    let mut packed = pool
+        .lock()
+        .ok()
+        .and_then(|mut p| p.pop())
+        .unwrap_or_default();
+    packed.clear();
+    packed.reserve(zstd::zstd_safe::compress_bound(src.len()));
+    compressor
+        .compress_to_buffer(src, &mut packed)
+        .map_err(|source| WriteError::Compress { source })?;
+    if packed.len() < src.len() {
+        return Ok(Some(Encoded {
+            runs,
+            raw_len,
+            codec: Codec::Zstd,
+            crc32c: crc32c::crc32c(&packed),
+            packed: Some(packed),
+        }));
+    }
+    if let Ok(mut p) = pool.lock() {
+        p.push(packed);
     }
     let crc = runs.iter().fold(0, |crc, run| {
         crc32c::crc32c_append(crc, run_slice(memory, run))
@@ -276,50 +302,89 @@ fn encode<B: Backend>(
         Compression::Zstd(level) => Some(level),
     };
     let pool = Pool::default();
-    run_ordered(
-        &spans,
-        threads,
-        2 * threads,
-        || {
-            let compressor = level
-                .map(zstd::bulk::Compressor::new)
-                .transpose()
-                .map_err(|source| WriteError::Compress { source })?;
-            Ok(Worker {
-                compressor,
-                gather: Vec::new(),
-            })
-        },
-        |worker, span| encode_span(worker, &pool, input.memory, span),
-        |idx, encoded| {
-            if let Some(e) = encoded {
-                let file_offset = ChunkChecker::next_offset(pos, e.codec).unwrap_or(pos);
-                let stored_len = e.packed.as_ref().map_or(e.raw_len, |p| p.len() as u64);
-                let pieces: Vec<&[u8]> = match &e.packed {
-                    Some(p) => vec![p.as_slice()],
-                    None => e.runs.iter().map(|r| run_slice(input.memory, r)).collect(),
-                };
-                let info = ChunkInfo {
-                    file_offset,
-                    codec: e.codec,
-                    raw_len: e.raw_len,
-                    stored_len,
-                    crc32c: e.crc32c,
-                    runs: e.runs.clone(),
-                };
-                backend.chunk(&info, &pieces)?;
-                drop(pieces);
-                if let (Some(p), Ok(mut pool)) = (e.packed, pool.lock()) {
-                    pool.push(p);
+    let sink = backend.raw_sink();
+    // Scans spans on `threads` workers and consumes them in order on this
+    // thread: file offsets are assigned here; raw chunks go to `send` (the
+    // raw sink's writers) when there is one, others to the backend.
+    let mut scan = |mut send: Option<&mut dyn FnMut(RawJob) -> bool>| {
+        run_ordered(
+            &spans,
+            threads,
+            2 * threads,
+            || {
+                let compressor = level
+                    .map(zstd::bulk::Compressor::new)
+                    .transpose()
+                    .map_err(|source| WriteError::Compress { source })?;
+                Ok(Worker {
+                    compressor,
+                    gather: Vec::new(),
+                })
+            },
+            |worker, span| encode_span(worker, &pool, input.memory, span),
+            |idx, encoded| {
+                if let Some(e) = encoded {
+                    let file_offset = ChunkChecker::next_offset(pos, e.codec).unwrap_or(pos);
+                    let stored_len = e.packed.as_ref().map_or(e.raw_len, |p| p.len() as u64);
+                    let info = ChunkInfo {
+                        file_offset,
+                        codec: e.codec,
+                        raw_len: e.raw_len,
+                        stored_len,
+                        crc32c: e.crc32c,
+                        runs: e.runs,
+                    };
+                    match (&e.packed, send.as_mut()) {
+                        (None, Some(send)) => {
+                            let job = RawJob {
+                                file_offset,
+                                runs: info.runs.clone(),
+                            };
+                            if !send(job) {
+                                // A writer failed; `run_fed` returns its
+                                // error instead of this one.
+                                return Err(WriteError::Cancelled);
+                            }
+                        }
+                        _ => {
+                            let pieces: Vec<&[u8]> = match &e.packed {
+                                Some(p) => vec![p.as_slice()],
+                                None => info
+                                    .runs
+                                    .iter()
+                                    .map(|r| run_slice(input.memory, r))
+                                    .collect(),
+                            };
+                            backend.chunk(&info, &pieces)?;
+                        }
+                    }
+                    if let (Some(p), Ok(mut pool)) = (e.packed, pool.lock()) {
+                        pool.push(p);
+                    }
+                    pos = file_offset + stored_len;
+                    stats.memory_stored_raw_bytes += e.raw_len;
+                    chunks.push(info);
                 }
-                pos = file_offset + stored_len;
-                stats.memory_stored_raw_bytes += e.raw_len;
-                chunks.push(info);
-            }
-            done += spans[idx].len;
-            report(opts.progress, done, total)
-        },
-    )?;
+                done += spans[idx].len;
+                // With a raw sink, `done` counts chunks handed to its
+                // writers (at most `2 * writers` ahead of the disk).
+                report(opts.progress, done, total)
+            },
+        )
+    };
+    match &sink {
+        Some(sink) => {
+            let writers = thread_count(opts.threads);
+            run_fed(
+                writers,
+                2 * writers,
+                || Ok(Gather::default()),
+                |gather, job: RawJob| job.write(sink, input.memory, gather),
+                |send| scan(Some(send)),
+            )?;
+        }
+        None => scan(None)?,
+    }
     stats.memory_bytes = total;
     stats.memory_stored_bytes = pos;
     stats.zero_pages = (total - stats.memory_stored_raw_bytes) / PAGE_SIZE;
@@ -343,12 +408,201 @@ fn encode<B: Backend>(
     Ok(stats)
 }
 
+/// A raw chunk for the raw sink's writers: its runs of the memory slice
+/// go to `memory.bin` from `file_offset` on, back to back.
+struct RawJob {
+    file_offset: u64,
+    runs: Vec<PageRun>,
+}
+
+impl RawJob {
+    /// Writes the job's runs: long runs straight from `memory`, short ones
+    /// gathered first, so fragmented memory does not turn into one small
+    /// synchronous write per page.
+    fn write(&self, sink: &RawSink, memory: &[u8], gather: &mut Gather) -> Result<(), WriteError> {
+        let mut offset = self.file_offset;
+        for run in &self.runs {
+            let bytes = run_slice(memory, run);
+            if bytes.len() >= GATHER_BELOW {
+                gather.flush(sink)?;
+                sink.write_at(bytes, offset)?;
+            } else {
+                gather.push(sink, bytes, offset)?;
+            }
+            offset += bytes.len() as u64;
+        }
+        gather.flush(sink)
+    }
+}
+
+/// Runs shorter than this are copied into a [`Gather`] buffer.
+const GATHER_BELOW: usize = 256 << 10;
+
+/// Capacity of a [`Gather`] buffer.
+const GATHER_CAPACITY: usize = 4 << 20;
+
+/// A writer thread's buffer of consecutive short runs, page-aligned so it
+/// can be written with `O_DIRECT` (allocated on first use).
+#[derive(Default)]
+struct Gather {
+    /// `GATHER_CAPACITY + PAGE_SIZE` bytes; never reallocated.
+    buf: Vec<u8>,
+    /// Offset of the first page-aligned byte of `buf`.
+    start: usize,
+    /// Bytes gathered after `start`.
+    len: usize,
+    /// File offset of the gathered bytes.
+    file_offset: u64,
+}
+
+impl Gather {
+    /// Appends `bytes`, which go to `offset`: right after the gathered
+    /// bytes (runs of one job are back to back in the file).
+    fn push(&mut self, sink: &RawSink, bytes: &[u8], offset: u64) -> Result<(), WriteError> {
+        if self.len + bytes.len() > GATHER_CAPACITY {
+            self.flush(sink)?;
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; GATHER_CAPACITY + PAGE_SIZE as usize];
+            // `align_offset` may give up (usize::MAX): then the buffer is
+            // unaligned and `write_at` takes the page cache.
+            let align = self.buf.as_ptr().align_offset(PAGE_SIZE as usize);
+            self.start = if align < PAGE_SIZE as usize { align } else { 0 };
+        }
+        if self.len == 0 {
+            self.file_offset = offset;
+        }
+        debug_assert_eq!(self.file_offset + self.len as u64, offset);
+        let at = self.start + self.len;
+        self.buf[at..at + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        Ok(())
+    }
+
+    fn flush(&mut self, sink: &RawSink) -> Result<(), WriteError> {
+        if self.len > 0 {
+            sink.write_at(
+                &self.buf[self.start..self.start + self.len],
+                self.file_offset,
+            )?;
+            self.len = 0;
+        }
+        Ok(())
+    }
+}
+
+/// `memory.bin` opened for positional writes from several threads: raw
+/// chunks are written with `O_DIRECT` straight from the memory slice when
+/// the slice, the length and the file offset are page-aligned (they are
+/// for a page-aligned memory mapping such as the sentry's), through the
+/// page cache otherwise.
+///
+/// Why direct: written through the page cache, every byte of the image is
+/// first copied into freshly allocated page-cache pages, and on these VMs
+/// the first touch of a fresh page is what costs (the balloon gives freed
+/// memory back to the host): perf put 67% of a 1 GiB checkpoint in that
+/// copy (`copy_folio_from_iter_atomic`). A direct write hands the guest's
+/// own pages to the device (Linux `fs/iomap/direct-io.c`), allocates
+/// nothing, and leaves the page cache to other users. It is not durable by
+/// itself: the final fsync still flushes the device cache and the journal
+/// (the allocation and unwritten-extent conversions), as for buffered
+/// writes.
+///
+/// If a direct write is refused with `EINVAL` (a file system or device
+/// with stricter alignment, or no `O_DIRECT`), that piece and all later
+/// ones are written through the page cache instead; the bytes are the same.
+///
+/// Direct and buffered writes never share a page of the file: raw chunks
+/// start and end on page boundaries (FORMAT.md), so a compressed chunk
+/// written through the page cache by [`Backend::chunk`] never overlaps the
+/// range of a direct write.
+pub(crate) struct RawSink {
+    path: PathBuf,
+    buffered: File,
+    /// `O_DIRECT` descriptor of the same file, if the open succeeded.
+    direct: Option<File>,
+    /// Cleared on the first `EINVAL` from a direct write.
+    direct_ok: AtomicBool,
+    /// Bytes written directly (for tests).
+    direct_bytes: AtomicU64,
+}
+
+impl RawSink {
+    fn open(path: PathBuf, buffered: File) -> RawSink {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC;
+        let direct = match rustix::fs::open(&path, flags, Mode::empty()) {
+            Ok(fd) => Some(File::from(fd)),
+            Err(e) => {
+                tracing::debug!("{MEMORY_FILE} cannot be opened with O_DIRECT: {e}");
+                None
+            }
+        };
+        RawSink {
+            path,
+            direct_ok: AtomicBool::new(direct.is_some()),
+            buffered,
+            direct,
+            direct_bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn io(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+        move |source| WriteError::Io {
+            op,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Writes `bytes` at `offset`; may be called from several threads for
+    /// disjoint ranges.
+    fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), WriteError> {
+        let aligned = is_page_aligned(bytes.as_ptr() as u64)
+            && is_page_aligned(bytes.len() as u64)
+            && is_page_aligned(offset);
+        if let (true, Some(direct)) = (
+            aligned && self.direct_ok.load(Ordering::Relaxed),
+            &self.direct,
+        ) {
+            match direct.write_all_at(bytes, offset) {
+                Ok(()) => {
+                    self.direct_bytes
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                    // Part of the range may be written already; the
+                    // buffered write below writes the same bytes again.
+                    tracing::debug!(
+                        "O_DIRECT write to {MEMORY_FILE} refused ({e}); buffered from now on"
+                    );
+                    self.direct_ok.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(self.io("write")(e)),
+            }
+        }
+        self.buffered
+            .write_all_at(bytes, offset)
+            .map_err(self.io("write"))
+    }
+}
+
 /// Directory backend: `state.bin` and `memory.bin` as the sections come,
 /// `manifest.bin` last, then the atomic rename.
+///
+/// `memory.bin` is written with positional writes: compressed chunks by
+/// [`Backend::chunk`] on the encoder's thread, raw chunks by the raw sink's
+/// writer threads. Padding before a raw chunk is never written: it is a
+/// hole (or preallocated unwritten space), which reads as zeros.
 pub(crate) struct DirBackend {
     dir: TempDir,
-    memory: BufWriter<File>,
-    memory_pos: u64,
+    sink: Arc<RawSink>,
+    /// End of the last chunk written through the page cache.
+    buffered_end: u64,
+    /// `memory.bin` was preallocated to an upper bound of its size and is
+    /// cut to its real size in `finish`.
+    preallocated: bool,
     sync: bool,
     writeback: Writeback,
 }
@@ -363,13 +617,14 @@ impl DirBackend {
         let path = dir.path().join(MEMORY_FILE);
         let memory = File::create_new(&path).map_err(|source| WriteError::Io {
             op: "create",
-            path,
+            path: path.clone(),
             source,
         })?;
         Ok(DirBackend {
             dir,
-            memory: BufWriter::with_capacity(1 << 20, memory),
-            memory_pos: 0,
+            sink: Arc::new(RawSink::open(path, memory)),
+            buffered_end: 0,
+            preallocated: false,
             sync,
             writeback: Writeback::new(writeback_step),
         })
@@ -389,14 +644,39 @@ impl DirBackend {
         Ok(())
     }
 
-    fn memory_io(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> WriteError {
-        let path = self.dir.path().join(MEMORY_FILE);
-        move |source| WriteError::Io { op, path, source }
+    /// With compression `None` every chunk is raw, so `memory.bin` will be
+    /// at most the used bytes plus less than a page of padding per span.
+    /// Allocating that up front (Linux `fallocate(2)`, unwritten extents)
+    /// makes the direct writes overwrites of allocated blocks, which ext4
+    /// runs concurrently under a shared inode lock; writes past the end of
+    /// the file take the lock exclusively and run one at a time
+    /// (`fs/ext4/file.c` `ext4_dio_write_checks`). Not done for zstd: the
+    /// bound would be far above the compressed size. Failure (no space for
+    /// the bound, no fallocate) only loses the concurrency.
+    fn preallocate(&mut self, head: &ManifestHead) {
+        if head.compression != Compression::None {
+            return;
+        }
+        let layout = &head.layout;
+        let bound: u64 = layout
+            .used_ranges
+            .iter()
+            .map(|r| r.len + r.len.div_ceil(layout.chunk_size) * PAGE_SIZE)
+            .sum();
+        if bound == 0 {
+            return;
+        }
+        let mode = rustix::fs::FallocateFlags::empty();
+        match rustix::fs::fallocate(&self.sink.buffered, mode, 0, bound) {
+            Ok(()) => self.preallocated = true,
+            Err(e) => tracing::debug!("preallocating {bound} bytes of {MEMORY_FILE}: {e}"),
+        }
     }
 }
 
 impl Backend for DirBackend {
-    fn head(&mut self, _head: &ManifestHead) -> Result<(), WriteError> {
+    fn head(&mut self, head: &ManifestHead) -> Result<(), WriteError> {
+        self.preallocate(head);
         Ok(())
     }
 
@@ -405,31 +685,31 @@ impl Backend for DirBackend {
     }
 
     fn chunk(&mut self, info: &ChunkInfo, stored: &[&[u8]]) -> Result<(), WriteError> {
-        const ZEROS: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
-        // Padding is below one page (raw chunks start at the next page).
-        let pad = info.file_offset.saturating_sub(self.memory_pos) as usize;
-        let err = self.memory_io("write");
-        self.memory
-            .write_all(&ZEROS[..pad.min(ZEROS.len())])
-            .map_err(err)?;
+        let mut offset = info.file_offset;
         for piece in stored {
-            let err = self.memory_io("write");
-            self.memory.write_all(piece).map_err(err)?;
+            let file = &self.sink.buffered;
+            file.write_all_at(piece, offset)
+                .map_err(self.sink.io("write"))?;
+            offset += piece.len() as u64;
         }
-        self.memory_pos = info.file_offset + info.stored_len;
-        // Bytes before `in_file` have reached the file (the rest is in
-        // the buffer).
-        let in_file = self.memory_pos - self.memory.buffer().len() as u64;
-        self.writeback.written(self.memory.get_ref(), in_file);
+        self.buffered_end = offset;
+        self.writeback
+            .written(&self.sink.buffered, self.buffered_end);
         Ok(())
     }
 
-    fn finish(mut self, manifest: &Manifest) -> Result<(), WriteError> {
-        let err = self.memory_io("write");
-        self.memory.flush().map_err(err)?;
+    fn raw_sink(&self) -> Option<Arc<RawSink>> {
+        Some(self.sink.clone())
+    }
+
+    fn finish(self, manifest: &Manifest) -> Result<(), WriteError> {
+        let file = &self.sink.buffered;
+        if self.preallocated {
+            file.set_len(manifest.memory_stored_len)
+                .map_err(self.sink.io("truncate"))?;
+        }
         if self.sync {
-            let err = self.memory_io("fsync");
-            self.memory.get_ref().sync_all().map_err(err)?;
+            file.sync_all().map_err(self.sink.io("fsync"))?;
         }
         self.write_file(MANIFEST_FILE, &manifest.encode())?;
         let DirBackend { dir, sync, .. } = self;
@@ -542,5 +822,157 @@ mod writeback_tests {
         let mut w = Writeback::new(0);
         w.written(&f, 1 << 20);
         assert_eq!((w.started, w.starts), (0, 0));
+    }
+}
+
+#[cfg(test)]
+mod raw_sink_tests {
+    use super::*;
+    use crate::image::{read_dir, CpuFeatures, ReadOptions, SchemaInfo};
+
+    const PAGE: usize = PAGE_SIZE as usize;
+
+    /// A page-aligned window of `len` bytes inside `buf` (like the
+    /// sentry's mapping of its memory file).
+    fn aligned(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+        buf.resize(len + PAGE, 0);
+        let start = buf.as_ptr().align_offset(PAGE);
+        &mut buf[start..start + len]
+    }
+
+    /// The same bytes at an address that is not page-aligned: the writer
+    /// must use the page cache for them.
+    fn unaligned<'b>(buf: &'b mut Vec<u8>, src: &[u8]) -> &'b mut [u8] {
+        buf.resize(src.len() + 1, 0);
+        buf[1..].copy_from_slice(src);
+        &mut buf[1..]
+    }
+
+    /// Memory of `pages` pages: page `i` is zero when `i % 5 == 2`, and
+    /// `compressible` pages repeat one byte; the others are xorshift data.
+    /// Runs are then short (gathered); a long run at the end is written
+    /// straight from memory.
+    fn fill(mem: &mut [u8], long_run_from: usize, compressible: bool) {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for (i, page) in mem.chunks_exact_mut(PAGE).enumerate() {
+            if i < long_run_from && i % 5 == 2 {
+                continue;
+            }
+            if compressible && i % 3 == 0 {
+                page.fill(i as u8 | 1);
+                continue;
+            }
+            for w in page.chunks_exact_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                w.copy_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+
+    /// Writes `memory` as a directory image at `path`; returns the
+    /// manifest's stored length and the bytes the sink wrote directly.
+    fn write(path: &Path, memory: &[u8], compression: Compression) -> (u64, u64) {
+        let meta = ImageMeta {
+            created_unix_secs: 1,
+            created_subsec_nanos: 2,
+            ..ImageMeta::now("t", SchemaInfo::default(), CpuFeatures::default())
+        };
+        let ranges = [PageRange {
+            offset: 0,
+            len: memory.len() as u64,
+        }];
+        let input = ImageInput {
+            meta: &meta,
+            state: b"state",
+            memory,
+            used_ranges: &ranges,
+        };
+        let opts = WriteOptions {
+            compression,
+            chunk_size: 256 << 10,
+            sync: false,
+            ..WriteOptions::default()
+        };
+        let backend = DirBackend::create(path, opts.sync, opts.writeback_step).unwrap();
+        let sink = backend.raw_sink().unwrap();
+        let stats = encode(backend, &input, &opts).unwrap();
+        (
+            stats.memory_stored_bytes,
+            sink.direct_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    fn files(dir: &Path) -> Vec<Vec<u8>> {
+        [MANIFEST_FILE, STATE_FILE, MEMORY_FILE]
+            .iter()
+            .map(|f| std::fs::read(dir.join(f)).unwrap())
+            .collect()
+    }
+
+    /// 2 MiB of memory: 4 spans of 256 KiB with a zero page in every five
+    /// (short runs), then 1 MiB of one long run per span.
+    const PAGES: usize = 512;
+    const LONG_RUN_FROM: usize = 256;
+
+    #[test]
+    fn aligned_memory_goes_direct_and_the_image_is_byte_identical() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut a, mut u) = (Vec::new(), Vec::new());
+        let mem = aligned(&mut a, PAGES * PAGE);
+        fill(mem, LONG_RUN_FROM, false);
+        let copy = unaligned(&mut u, mem);
+
+        let (stored, direct) = write(&tmp.path().join("a"), mem, Compression::None);
+        let (_, buffered_direct) = write(&tmp.path().join("u"), copy, Compression::None);
+
+        // Every stored byte went to the disk directly (gathered or not);
+        // of the unaligned copy's only the gathered short runs (copied to
+        // an aligned buffer), not the long run.
+        // Pages 2, 7, …, 252 of the first 256.
+        let zero_pages = 51;
+        assert_eq!(stored, (PAGES as u64 - zero_pages) * PAGE_SIZE);
+        let long_run = (PAGES - LONG_RUN_FROM) as u64 * PAGE_SIZE;
+        assert_eq!((direct, buffered_direct), (stored, stored - long_run));
+        assert_eq!(files(&tmp.path().join("a")), files(&tmp.path().join("u")));
+        // Preallocation was cut back to the stored length.
+        let len = std::fs::metadata(tmp.path().join("a").join(MEMORY_FILE))
+            .unwrap()
+            .len();
+        assert_eq!(len, stored);
+        let mut back = vec![0u8; PAGES * PAGE];
+        read_dir(&tmp.path().join("a"), &mut back, &ReadOptions::default()).unwrap();
+        assert!(back == *mem);
+    }
+
+    #[test]
+    fn zstd_chunks_are_buffered_raw_ones_direct_and_the_image_is_byte_identical() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut a, mut u) = (Vec::new(), Vec::new());
+        let mem = aligned(&mut a, PAGES * PAGE);
+        fill(mem, LONG_RUN_FROM, true);
+        // The long run: incompressible, so its spans are stored raw.
+        let mut x = 7u64;
+        for w in mem[LONG_RUN_FROM * PAGE..].chunks_exact_mut(8) {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        let copy = unaligned(&mut u, mem);
+
+        let (stored, direct) = write(&tmp.path().join("a"), mem, Compression::Zstd(1));
+        let (_, buffered_direct) = write(&tmp.path().join("u"), copy, Compression::Zstd(1));
+
+        // The long run's 1 MiB is raw and direct; the short-run spans
+        // compress and go through the page cache.
+        assert_eq!(direct, (PAGES - LONG_RUN_FROM) as u64 * PAGE_SIZE);
+        assert!(stored > direct, "no compressed chunk: {stored} stored");
+        assert_eq!(buffered_direct, 0);
+        assert_eq!(files(&tmp.path().join("a")), files(&tmp.path().join("u")));
+        let mut back = vec![0u8; PAGES * PAGE];
+        read_dir(&tmp.path().join("a"), &mut back, &ReadOptions::default()).unwrap();
+        assert!(back == *mem);
     }
 }
