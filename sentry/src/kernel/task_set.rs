@@ -145,11 +145,17 @@ impl TaskSet {
         self.tasks.get(&tid).map(|e| e.task.tg.pid)
     }
 
-    /// Whether `tid` has an unblocked signal pending, or must stop/exit.
+    /// Whether a blocking wait of `tid` must return: a kernel pause, or
+    /// [`TaskSet::signal_pending`].
     pub fn interrupted(&self, tid: Pid) -> bool {
-        if self.pausing {
-            return true;
-        }
+        self.pausing || self.signal_pending(tid)
+    }
+
+    /// Whether `tid` has an unblocked signal pending, or must stop/exit
+    /// (Linux `signal_pending`): what interrupts a wait, a kernel pause
+    /// aside. Waits that Linux ends with EINTR rather than a restart
+    /// (`ep_poll`, `do_sigtimedwait`) tell the two apart with it.
+    pub fn signal_pending(&self, tid: Pid) -> bool {
         let Some(e) = self.tasks.get(&tid) else {
             return true;
         };

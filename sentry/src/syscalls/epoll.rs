@@ -3,14 +3,17 @@
 //!
 //! `epoll_wait` collects ready items; when none is ready and the timeout
 //! allows, it registers the task's waiter on every item's file, collects
-//! again, and sleeps until woken, the deadline, or a signal. A signal
-//! gives `ERESTARTNOHAND`: `EINTR` after a handler (epoll_wait is never
-//! restarted with `SA_RESTART`, as in Linux), a transparent restart after
-//! a stop or a checkpoint pause. A wait with a timeout restarts through a
-//! [`RestartBlock::Epoll`] holding its absolute sandbox-monotonic deadline,
-//! so the restart waits only the time left, also after a restore. (Linux
-//! returns EINTR after a stop/continue too, see signal(7); sbx restarts
-//! silently there, as it must after a checkpoint pause.)
+//! again, and sleeps until woken, the deadline, or an interruption:
+//! - a signal (caught, or a stop, or a fatal one) ends it with `EINTR`,
+//!   as Linux `ep_poll` does: never restarted, not with `SA_RESTART` and
+//!   not after a stop and `SIGCONT` (signal(7), "Interruption of system
+//!   calls and library functions by stop signals");
+//! - a checkpoint pause alone, which the guest must not see, gives
+//!   `ERESTARTNOHAND`: a transparent restart. A wait with a timeout
+//!   restarts through a [`RestartBlock::Epoll`] holding its absolute
+//!   sandbox-monotonic deadline, so it waits only the time left, also
+//!   after a restore. (A signal arriving between the pause and the
+//!   restart still gives `EINTR` after a handler.)
 
 use std::time::Instant;
 
@@ -107,9 +110,15 @@ fn do_wait(
             if !got.is_empty() {
                 break;
             }
+            if t.signal_pending() {
+                // Linux `ep_poll`: `-EINTR`, whatever the signal does
+                // (a handler, a stop then SIGCONT).
+                return Err(Errno::EINTR);
+            }
             if t.interrupted() {
-                // Not EINTR: a checkpoint pause or a stop must restart the
-                // call; after a handler the kernel turns this into EINTR.
+                // A checkpoint pause alone: restart transparently (after
+                // a handler that came meanwhile, the kernel makes it
+                // EINTR).
                 return Err(Errno::ERESTARTNOHAND);
             }
             if waiter.wait(deadline) == WaitOutcome::TimedOut {
@@ -128,10 +137,9 @@ fn do_wait(
 
 /// Waits like [`do_wait`] until the sandbox-monotonic `deadline` (`None`:
 /// forever) under the temporary mask `sigmask` (already installed by the
-/// caller). Interrupted with a deadline, it leaves a restart block so a
-/// silent restart (after a stop or a checkpoint pause) waits only the
-/// time left, also across a restore (as `poll` does with Linux
-/// `do_restart_poll`); after a handler the kernel turns it into EINTR.
+/// caller). Interrupted by a checkpoint pause with a deadline, it leaves a
+/// restart block so the silent restart waits only the time left, also
+/// across a restore (as `poll` does with Linux `do_restart_poll`).
 fn wait_until(
     t: &mut TaskRunner,
     a: [u64; 3],

@@ -80,6 +80,11 @@ fn futex_wait(
     let host_deadline = deadline.map(|(kind, ns)| t.kernel.clocks.deadline(kind, ns, 0));
     let queue = t.kernel.futexes.enter(key);
     let waiter = t.task.waiter.clone();
+    // A wake-up left over from before this call (a SIGCONT kicks a
+    // stopped task more than once) would read as a FUTEX_WAKE below and
+    // return 0 early: drop it. Nothing is lost, every reason to stop
+    // waiting (the word, signals, a pause) is checked after registering.
+    waiter.clear();
     let res = (|| {
         let _reg = Registration::new(&queue, &waiter, EVENT_ALL);
         if t.read_u32(uaddr)? != val {

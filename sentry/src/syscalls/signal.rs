@@ -200,6 +200,9 @@ pub fn pause(t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
 
 /// `rt_sigtimedwait(set, info, timeout, sigsetsize)`: dequeues one of
 /// `set` (which it unblocks for the wait), waiting up to `timeout`.
+/// Another signal (a handler, a stop then `SIGCONT`) ends it with `EINTR`,
+/// never a restart (Linux `do_sigtimedwait`, signal(7)); a checkpoint pause
+/// alone restarts it transparently (with its whole timeout again).
 pub fn rt_sigtimedwait(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     if a[3] != 8 {
         return Err(Errno::EINVAL);
@@ -234,6 +237,9 @@ pub fn rt_sigtimedwait(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
                 t.copy_out(a[1], &info.to_bytes())?;
             }
             return Ok(info.signo as u64);
+        }
+        if t.signal_pending() {
+            return Err(Errno::EINTR);
         }
         if t.interrupted() {
             return Err(Errno::ERESTARTNOHAND);

@@ -86,7 +86,7 @@ pub enum RestartBlock {
         deadline: i64,
     },
     /// `epoll_wait`/`epoll_pwait`/`epoll_pwait2` with a timeout,
-    /// interrupted by a stop or a checkpoint pause (after a handler it is
+    /// interrupted by a checkpoint pause (a signal or a stop makes it
     /// EINTR, as in Linux `ep_poll`; see `syscalls::epoll`).
     Epoll {
         epfd: u64,

@@ -83,6 +83,12 @@ impl TaskRunner {
         self.kernel.tasks().interrupted(self.tid())
     }
 
+    /// Whether a signal, a stop or an exit (not a kernel pause alone) is
+    /// what interrupts this task's wait (Linux `signal_pending`).
+    pub fn signal_pending(&self) -> bool {
+        self.kernel.tasks().signal_pending(self.tid())
+    }
+
     /// The signal check at every return to application code.
     pub(super) fn check_signals(&mut self) {
         loop {
