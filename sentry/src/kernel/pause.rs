@@ -19,9 +19,14 @@
 //!    every task go on; a task resumes by checking its signals again, so a
 //!    rewound syscall is simply issued again.
 //!
-//! A task that cannot reach a boundary in time (e.g. a vfork parent waiting
-//! for its child, which Linux also waits for uninterruptibly) makes the
-//! pause fail; the pause is then undone and the sandbox keeps running.
+//! Besides the signal check, two waits are boundaries of their own and park
+//! in place: a group stop (`signals::stopped`) and a vfork parent waiting
+//! for its child (`clone::wait_vfork_done`; the syscall has returned, the
+//! wait is resumed from saved state after a restore).
+//!
+//! A task that cannot reach a boundary in time (one stuck in an
+//! uninterruptible host operation) makes the pause fail; the pause is then
+//! undone and the sandbox keeps running.
 //!
 //! Lock order: `Kernel::tasks` → `Pause::inner` (never the reverse).
 
@@ -68,7 +73,7 @@ pub enum PauseError {
     Busy,
     #[error("the sandbox is shutting down")]
     ShuttingDown,
-    #[error("tasks {tids:?} did not reach a clean boundary within {waited:?} (e.g. a vfork parent waiting for its child)")]
+    #[error("tasks {tids:?} did not reach a clean boundary within {waited:?}")]
     Timeout { tids: Vec<Pid>, waited: Duration },
     #[error("cannot read the FP state of task {tid}: {reason}")]
     FpState { tid: Pid, reason: String },

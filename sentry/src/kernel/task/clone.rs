@@ -11,7 +11,11 @@
 //! the child runs as a sibling stub thread on the parent's memory manager
 //! until it execs (new context, new memory manager) or exits, while the
 //! parent sleeps. `CLONE_VFORK` without `CLONE_VM` is a fork whose parent
-//! waits. `CLONE_VM` alone (a process sharing memory without being a
+//! waits. The parent's wait is not inside the syscall: `clone` returns the
+//! child's pid and the parent waits at its next signal check, a clean
+//! boundary where a checkpoint pause parks it (gVisor's `vforkStop`); the
+//! relation (`TaskEntry::vfork_child`) is saved kernel state, so a
+//! restored parent waits again until the child execs or exits. `CLONE_VM` alone (a process sharing memory without being a
 //! thread or a vfork child) is EINVAL.
 
 use std::sync::{Arc, Mutex};
@@ -185,7 +189,8 @@ impl TaskRunner {
         }
         debug!(parent = me, child = pid, flags, "clone");
         if vfork {
-            self.wait_vfork(pid);
+            // The run loop waits before the parent returns to its code.
+            self.vfork_pending = true;
         }
         Ok(pid as u64)
     }
@@ -365,26 +370,47 @@ impl TaskRunner {
         }
     }
 
-    /// Sleeps until the vfork child execs or exits (Linux
-    /// `wait_for_vfork_done`: killable only).
-    fn wait_vfork(&self, child: Pid) {
+    /// Sleeps while this task waits for a vfork child to exec or exit
+    /// (Linux `wait_for_vfork_done`: killable only; other signals and
+    /// stops wait until it is over). Called at the signal check; a kernel
+    /// pause parks the task here, with `clone`'s result already in its
+    /// registers, and the wait goes on after the pause (or the restore).
+    pub(super) fn wait_vfork_done(&mut self) {
+        if !self.vfork_pending {
+            return;
+        }
         loop {
-            {
-                let ts = self.kernel.tasks();
-                let Some(e) = ts.tasks.get(&self.tid()) else {
-                    return;
-                };
-                if e.vfork_child != Some(child) {
-                    return;
-                }
-                let killed = ts.procs.get(&self.pid()).is_none_or(|p| {
-                    p.group_exit.is_some() || p.pending.set().has(super::super::signal::SIGKILL)
-                }) || e.pending.set().has(super::super::signal::SIGKILL);
-                if killed {
-                    return;
-                }
+            if !self.vfork_waiting() {
+                self.vfork_pending = false;
+                return;
             }
+            if self.kernel.pause.requested() {
+                self.park();
+                continue;
+            }
+            // Woken by the child's exec or exit (`release_vfork_parent`),
+            // a SIGKILL, or a pause.
             self.task.waiter.wait(None);
         }
+    }
+
+    /// Whether this task still waits for its vfork child (and is not
+    /// being killed).
+    fn vfork_waiting(&self) -> bool {
+        let ts = self.kernel.tasks();
+        let Some(e) = ts.tasks.get(&self.tid()) else {
+            return false;
+        };
+        if e.vfork_child.is_none() {
+            return false;
+        }
+        let sigkill = super::super::signal::SIGKILL;
+        let killed = ts
+            .procs
+            .get(&self.pid())
+            .is_none_or(|p| p.group_exit.is_some() || p.pending.set().has(sigkill))
+            || e.pending.set().has(sigkill)
+            || e.exit_requested;
+        !killed
     }
 }

@@ -58,6 +58,12 @@ pub struct TaskRunner {
     /// The page this task's last fault found already mapped (retried once;
     /// `MemoryManager::handle_thread_fault`). Owned by the task's thread.
     pub(crate) spurious_fault: Option<u64>,
+    /// The task may be waiting for a vfork child
+    /// (`TaskEntry::vfork_child`): the next signal check looks, and waits
+    /// (`clone::wait_vfork_done`). Set by a vfork and by a new runner (a
+    /// restored vfork parent waits again); a hint that spares the check
+    /// otherwise, the task set has the truth.
+    pub(crate) vfork_pending: bool,
 }
 
 /// Initial register values for a fresh user context: user code and stack
@@ -91,6 +97,7 @@ impl TaskRunner {
             restart: None,
             ctx_pristine: false,
             spurious_fault: None,
+            vfork_pending: true,
         }
     }
 
@@ -134,6 +141,9 @@ impl TaskRunner {
             match self.state {
                 RunState::CheckSignals => {
                     self.task.local().regs = self.regs;
+                    // A vfork parent waits for its child before anything
+                    // else (signals included), parking here for a pause.
+                    self.wait_vfork_done();
                     self.check_signals();
                     if self.state == RunState::CheckSignals {
                         if self.kernel.pause.requested() {
@@ -164,8 +174,9 @@ impl TaskRunner {
         match self.ctx.switch(&mut self.regs) {
             Ok(Event::Syscall) => self.state = RunState::Syscall,
             Ok(Event::Fault(f)) => {
-                self.fault(f);
+                // Before `fault`: an unresolvable fault sets `Exiting`.
                 self.state = RunState::CheckSignals;
+                self.fault(f);
             }
             Ok(Event::Interrupted) => self.state = RunState::CheckSignals,
             Err(e) => {
