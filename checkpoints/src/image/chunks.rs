@@ -109,19 +109,22 @@ impl DirImage {
             }
         };
         let errors: Vec<(usize, ImageError)> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-            workers
-                .into_iter()
-                .filter_map(|w| match w.join() {
-                    Ok(r) => r,
-                    Err(_) => Some((
-                        usize::MAX,
-                        ImageError::Inconsistent {
-                            what: "a chunk-checking thread panicked",
-                        },
-                    )),
-                })
-                .collect()
+            // This thread works too; helpers the host refuses are done
+            // without (their chunks are taken by the others).
+            let helpers: Vec<_> = (1..threads)
+                .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+                .collect();
+            let mut errors: Vec<_> = work().into_iter().collect();
+            errors.extend(helpers.into_iter().filter_map(|w| match w.join() {
+                Ok(r) => r,
+                Err(_) => Some((
+                    usize::MAX,
+                    ImageError::Inconsistent {
+                        what: "a chunk-checking thread panicked",
+                    },
+                )),
+            }));
+            errors
         });
         match errors.into_iter().min_by_key(|(i, _)| *i) {
             Some((_, e)) => Err(e),

@@ -53,12 +53,14 @@ impl TimerWake {
 const MAX_NAP: Duration = Duration::from_millis(500);
 
 impl Kernel {
-    /// Starts the timer thread (once per kernel).
-    pub fn start_timers(self: &Arc<Self>) {
+    /// Starts the timer thread (once per kernel). Without it `setitimer`
+    /// and `alarm` would never fire, so a host that refuses the thread
+    /// fails the start or restore instead.
+    pub fn start_timers(self: &Arc<Self>) -> std::io::Result<()> {
         {
             let mut s = lock(&self.timers.started);
             if *s {
-                return;
+                return Ok(());
             }
             *s = true;
         }
@@ -66,9 +68,11 @@ impl Kernel {
         let spawned = std::thread::Builder::new()
             .name("itimers".into())
             .spawn(move || k.timer_loop());
-        if spawned.is_err() {
-            tracing::error!("cannot start the interval-timer thread: timers will not fire");
+        if let Err(e) = spawned {
+            *lock(&self.timers.started) = false;
+            return Err(e);
         }
+        Ok(())
     }
 
     fn timer_loop(&self) {

@@ -70,6 +70,8 @@ pub enum StartError {
     Platform(#[source] PlatformError),
     #[error("cannot spawn init's host thread")]
     Spawn(#[source] std::io::Error),
+    #[error("cannot start the interval-timer thread")]
+    Timers(#[source] std::io::Error),
     #[error("cannot set the working directory {path}: {errno}")]
     Cwd { path: String, errno: Errno },
 }
@@ -280,7 +282,7 @@ impl Kernel {
         );
         ts.foreground_pgrp = pid;
         drop(ts);
-        self.start_timers();
+        self.start_timers().map_err(StartError::Timers)?;
 
         let (tx, rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
         let kernel = self.clone();

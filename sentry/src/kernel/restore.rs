@@ -85,6 +85,12 @@ pub enum RestoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot spawn the {what} thread")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("task {tid}'s saved FP state was rejected by this host")]
     FpState {
         tid: Pid,
@@ -280,12 +286,13 @@ impl LoadedImage {
                 None => groups.push((key, vec![task])),
             }
         }
-        let total: usize = groups.iter().map(|(_, g)| g.len()).sum();
         let mut pending = Vec::new();
         // Every task thread waits at `go` until all contexts exist, so a
-        // failure leaves no guest code having run.
-        let go = Arc::new(std::sync::Barrier::new(total + 1));
-        let ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // failure leaves no guest code having run. Any early return below
+        // (a thread that cannot be spawned) drops `decide`, which tells the
+        // threads already started to give up.
+        let go = Arc::new(Gate::default());
+        let decide = GateGuard(go.clone());
         for (_, group) in groups {
             let mut seed_txs = Vec::new();
             let mut origins = Vec::new();
@@ -307,23 +314,18 @@ impl LoadedImage {
                 let (tx, rx) = std::sync::mpsc::channel::<Result<(), RestoreError>>();
                 let kernel = self.kernel.clone();
                 let go = go.clone();
-                let ok = ok.clone();
-                std::thread::Builder::new()
-                    .name(format!("task-{tid}"))
-                    .spawn(move || {
-                        let Some(runner) = make_runner(kernel, task, origin, &tx) else {
-                            go.wait();
-                            return;
-                        };
-                        let _ = tx.send(Ok(()));
-                        go.wait();
-                        if ok.load(std::sync::atomic::Ordering::Acquire) {
-                            runner.run();
-                        }
-                        // Otherwise the restore failed: the runner (and its
-                        // stub) is dropped without running guest code.
-                    })
-                    .map_err(|source| RestoreError::Spawn { tid, source })?;
+                spawn_task_thread(tid, move || {
+                    let Some(runner) = make_runner(kernel, task, origin, &tx) else {
+                        return;
+                    };
+                    let _ = tx.send(Ok(()));
+                    if go.wait() {
+                        runner.run();
+                    }
+                    // Otherwise the restore failed: the runner (and its
+                    // stub) is dropped without running guest code.
+                })
+                .map_err(|source| RestoreError::Spawn { tid, source })?;
                 pending.push(rx);
             }
         }
@@ -344,20 +346,80 @@ impl LoadedImage {
                 }
             }
         }
-        ok.store(first_err.is_none(), std::sync::atomic::Ordering::Release);
+        // Interval timers: their deadlines are kernel state on the sandbox
+        // monotonic clock; the host thread that fires them is new. Started
+        // before any task runs, so a refusal leaves no guest code run.
+        if first_err.is_none() {
+            if let Err(source) = self.kernel.start_timers() {
+                first_err = Some(RestoreError::Thread {
+                    what: "interval-timer",
+                    source,
+                });
+            }
+        }
         self.report.first_instruction = t.elapsed();
-        go.wait();
+        decide.open(first_err.is_none());
         if let Some(e) = first_err {
             return Err(e);
         }
-        // Interval timers: their deadlines are kernel state on the sandbox
-        // monotonic clock; the host thread that fires them is new.
-        self.kernel.start_timers();
         if self.report.memory_mode == MemoryLoad::Lazy {
             super::restore_memory::spawn_background(&self.kernel.mf);
         }
         tracing::info!(tasks = self.report.tasks, "sandbox restored");
         Ok((self.kernel, self.report))
+    }
+}
+
+/// Spawns the host thread of restored task `tid`.
+fn spawn_task_thread(
+    tid: Pid,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("task-{tid}"))
+        .spawn(f)
+}
+
+/// The one-shot decision every restored task thread waits for: run the
+/// guest, or give up because another task could not be restored.
+#[derive(Default)]
+struct Gate {
+    /// `None` until decided.
+    decided: std::sync::Mutex<Option<bool>>,
+    cv: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Blocks until decided; `true` means run.
+    fn wait(&self) -> bool {
+        let mut d = self.decided.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(go) = *d {
+                return go;
+            }
+            d = self.cv.wait(d).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn decide(&self, go: bool) {
+        let mut d = self.decided.lock().unwrap_or_else(|e| e.into_inner());
+        d.get_or_insert(go);
+        self.cv.notify_all();
+    }
+}
+
+/// Decides the gate: `open` explicitly, or "give up" when dropped first.
+struct GateGuard(Arc<Gate>);
+
+impl GateGuard {
+    fn open(self, go: bool) {
+        self.0.decide(go);
+    }
+}
+
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        self.0.decide(false);
     }
 }
 

@@ -143,7 +143,8 @@ fn load_all_parallel(mf: &MemoryFile, lazy: &LazyMemory) -> Result<(), RestoreEr
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
         for _ in 1..threads {
-            s.spawn(|| while mf.load_next_chunk() {});
+            // A helper the host refuses leaves its share to this thread.
+            let _ = std::thread::Builder::new().spawn_scoped(s, || while mf.load_next_chunk() {});
         }
         while mf.load_next_chunk() {}
     });
