@@ -7,9 +7,13 @@
 //!
 //! Phases (timed in [`CheckpointReport`]): pause, state encode, memory
 //! write (scan, compress, write), commit (fsync + rename, by
-//! `checkpoints::image::write_dir`). The writer starts writeback of the
-//! memory section while it is written (`WriteOptions::writeback_step`,
-//! default 16 MiB), so the final fsync mostly waits for the last few MiB.
+//! `checkpoints::image::write_dir`). The memory window handed to the
+//! writer is page-aligned (the memory file's mapping), so raw chunks are
+//! written with `O_DIRECT` straight from the guest's pages by parallel
+//! writers (`WriteOptions::direct`, on by default): the disk works while
+//! the next spans are scanned, no page-cache page is filled, and the final
+//! fsync only flushes. Compressed chunks go through the page cache, with
+//! writeback started every 16 MiB (`WriteOptions::writeback_step`).
 //! A failure in any phase resumes the kernel and leaves no image behind.
 
 use std::path::{Path, PathBuf};
