@@ -4,8 +4,11 @@
 //! directory, compared with `zstd -1 -T0` on the same bytes.
 //!
 //! `SBX_BENCH_MIB` overrides the size (default 1024). Writes run with
-//! `sync: false`, like the zstd CLI (which does not fsync); one fsynced
-//! write is timed separately and printed.
+//! `sync: false`, like the zstd CLI (which does not fsync); fsynced writes
+//! are timed separately and printed, `None` both with `O_DIRECT` (the
+//! default) and through the page cache. The memory is page-aligned, like
+//! the sentry's mapping of its memory file, so the `O_DIRECT` path is the
+//! one the sentry takes.
 
 use std::path::Path;
 use std::process::Command;
@@ -40,8 +43,11 @@ impl XorShift {
 /// Half the pages zero (chosen pseudo-randomly); in the others each
 /// 64-byte block is either fresh xorshift output or a copy of an earlier
 /// block of the page, so zstd finds matches (about 2:1 on these pages).
-fn realistic_memory(bytes: usize) -> Vec<u8> {
-    let mut mem = vec![0u8; bytes];
+/// Returns a buffer and the offset of its page-aligned `bytes`.
+fn realistic_memory(bytes: usize) -> (Vec<u8>, usize) {
+    let mut buf = vec![0u8; bytes + PAGE];
+    let start = buf.as_ptr().align_offset(PAGE);
+    let mem = &mut buf[start..start + bytes];
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     for page in mem.chunks_exact_mut(PAGE) {
         if rng.next() & 1 == 0 {
@@ -59,7 +65,7 @@ fn realistic_memory(bytes: usize) -> Vec<u8> {
             }
         }
     }
-    mem
+    (buf, start)
 }
 
 fn meta() -> ImageMeta {
@@ -70,15 +76,26 @@ fn meta() -> ImageMeta {
     )
 }
 
-fn write_opts<'a>(compression: Compression, sync: bool) -> WriteOptions<'a> {
+fn write_opts<'a>(compression: Compression, sync: bool, direct: bool) -> WriteOptions<'a> {
     WriteOptions {
         compression,
         sync,
+        direct,
         ..WriteOptions::default()
     }
 }
 
 fn write_once(dir: &Path, mem: &[u8], compression: Compression, sync: bool) -> Duration {
+    write_once_with(dir, mem, compression, sync, true)
+}
+
+fn write_once_with(
+    dir: &Path,
+    mem: &[u8],
+    compression: Compression,
+    sync: bool,
+    direct: bool,
+) -> Duration {
     let ranges = [PageRange {
         offset: 0,
         len: mem.len() as u64,
@@ -93,7 +110,7 @@ fn write_once(dir: &Path, mem: &[u8], compression: Compression, sync: bool) -> D
     let path = dir.join("img");
     let _ = std::fs::remove_dir_all(&path);
     let t = Instant::now();
-    write_dir(&path, &input, &write_opts(compression, sync)).expect("write_dir");
+    write_dir(&path, &input, &write_opts(compression, sync, direct)).expect("write_dir");
     t.elapsed()
 }
 
@@ -126,7 +143,8 @@ fn gbps(bytes: usize, d: Duration) -> f64 {
 
 fn bench(c: &mut Criterion) {
     let bytes = mib() << 20;
-    let mem = realistic_memory(bytes);
+    let (buf, start) = realistic_memory(bytes);
+    let mem = &buf[start..start + bytes];
     let mut dst = vec![0u8; bytes];
     dst.fill(0); // touch once: first-touch cost is not the restore's.
     let tmp =
@@ -144,11 +162,11 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("write/{name}"), |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| write_once(dir, &mem, compression, false))
+                    .map(|_| write_once(dir, mem, compression, false))
                     .sum()
             })
         });
-        write_once(dir, &mem, compression, false);
+        write_once(dir, mem, compression, false);
         group.bench_function(format!("read/{name}"), |b| {
             b.iter_custom(|iters| (0..iters).map(|_| read_once(dir, &mut dst)).sum())
         });
@@ -157,7 +175,7 @@ fn bench(c: &mut Criterion) {
 
     // Same bytes through the zstd CLI, and our figures timed the same way.
     let raw = dir.join("mem.raw");
-    std::fs::write(&raw, &mem).expect("write raw");
+    std::fs::write(&raw, mem).expect("write raw");
     let (raw_s, zst_s, out_s) = (
         raw.to_string_lossy(),
         dir.join("mem.zst"),
@@ -169,7 +187,7 @@ fn bench(c: &mut Criterion) {
     let (mut zstd_c, mut ours_w) = (Duration::MAX, Duration::MAX);
     for _ in 0..5 {
         zstd_c = zstd_c.min(zstd_cli(&["-1", "-T0", "-q", "-f", "-o", &zst_s, &raw_s]));
-        ours_w = ours_w.min(write_once(dir, &mem, Compression::Zstd(1), false));
+        ours_w = ours_w.min(write_once(dir, mem, Compression::Zstd(1), false));
     }
     let zst_len = std::fs::metadata(dir.join("mem.zst"))
         .map(|m| m.len())
@@ -184,9 +202,14 @@ fn bench(c: &mut Criterion) {
         ours_r = ours_r.min(read_once(dir, &mut dst));
     }
     assert!(dst == mem, "restored memory differs");
-    let ours_none_w = best_of(3, || write_once(dir, &mem, Compression::None, false));
+    let ours_none_w = best_of(3, || write_once(dir, mem, Compression::None, false));
     let ours_none_r = best_of(3, || read_once(dir, &mut dst));
-    let synced = write_once(dir, &mem, Compression::Zstd(1), true);
+    let synced = write_once(dir, mem, Compression::Zstd(1), true);
+    let (mut none_direct, mut none_cached) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        none_direct = none_direct.min(write_once_with(dir, mem, Compression::None, true, true));
+        none_cached = none_cached.min(write_once_with(dir, mem, Compression::None, true, false));
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "\n== memory section, {} MiB, {cores} cores (best of 5, interleaved with zstd) ==",
@@ -223,6 +246,11 @@ fn bench(c: &mut Criterion) {
     println!(
         "ours Zstd(1)    write+fsync {:>5.2} GB/s",
         gbps(bytes, synced)
+    );
+    println!(
+        "ours None       write+fsync {:>5.2} GB/s O_DIRECT, {:>5.2} GB/s page cache (best of 3, interleaved)",
+        gbps(bytes, none_direct),
+        gbps(bytes, none_cached)
     );
 }
 
