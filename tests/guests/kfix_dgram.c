@@ -18,7 +18,14 @@
  * Cases: the two ends of a socketpair(AF_UNIX, SOCK_DGRAM); a socket
  * connect()ed to a bound server that is not connected back; an unbound
  * socket sending with sendto() to the server's address. A sender that is
- * never woken makes the worker die of SIGALRM (the output says so). */
+ * never woken makes the worker die of SIGALRM (the output says so).
+ *
+ * With the argument "ckpt", one case for a checkpoint: the sender blocks
+ * on a full server (connected case), the receiver prints "sender blocked"
+ * and drains only CKPT_DRAIN_DELAY_MS later; the test checkpoints in
+ * between, kills the sandbox and restores it. The rewound send is issued
+ * again after the restore, blocks again, and is woken by the drain:
+ *   ckpt filled=1 all=1 order=ok */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -49,6 +56,9 @@
  * resumes). */
 #define PROMPT_MS 1000
 #define END_MARKER 0xffffffffu
+
+/* "ckpt": the receiver drains this long after the sender blocked. */
+#define CKPT_DRAIN_DELAY_MS 2000
 
 enum kind { PAIR, CONNECTED, SENDTO };
 enum how { SEND, POLL };
@@ -124,7 +134,7 @@ static void sender(int fd, const struct sockaddr_un *to, enum how how, int full_
     _exit(0);
 }
 
-static void run(const char *name, enum kind kind, enum how how) {
+static void run(const char *name, enum kind kind, enum how how, int ckpt) {
     int full[2], rep[2];
     CHECK(pipe(full) == 0 && pipe(rep) == 0);
     int rx, tx;
@@ -158,6 +168,11 @@ static void run(const char *name, enum kind kind, enum how how) {
     close(tx);
     char f;
     CHECK(read(full[0], &f, 1) == 1);
+    if (ckpt) {
+        /* The sender is about to block (or blocked) in its send. */
+        printf("sender blocked\n");
+        msleep(CKPT_DRAIN_DELAY_MS);
+    }
     msleep(DRAIN_DELAY_MS);
     long drain_at = now_ms();
     uint32_t expect = 0;
@@ -189,25 +204,36 @@ static void run(const char *name, enum kind kind, enum how how) {
     /* How many fit before the block differs between kernels: print only
      * that some did and that every one sent arrived. */
     long resumed_after = r.resumed_at - drain_at;
+    if (ckpt) {
+        printf("%s filled=%d all=%d order=%s\n", name, r.filled > 0, expect == r.filled + 1 + MORE,
+               order_ok ? "ok" : "bad");
+        return;
+    }
     printf("%s blocked=%d prompt=%d r=%d out=%d filled=%d all=%d order=%s\n", name,
            r.waited_ms >= MIN_BLOCK_MS, resumed_after >= 0 && resumed_after < PROMPT_MS,
            r.poll_r, r.poll_out, r.filled > 0, expect == r.filled + 1 + MORE,
            order_ok ? "ok" : "bad");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     /* The cases run in a child: a sender nobody wakes must end in
      * SIGALRM, which init (pid 1 in the sandbox) would not get. */
     pid_t w = fork();
     CHECK(w >= 0);
     if (w == 0) {
+        if (argc > 1 && strcmp(argv[1], "ckpt") == 0) {
+            /* Sandbox time: the restore's wait does not count. */
+            alarm(60);
+            run("ckpt", CONNECTED, SEND, 1);
+            _exit(0);
+        }
         alarm(30);
-        run("pair-send", PAIR, SEND);
-        run("pair-poll", PAIR, POLL);
-        run("connected-send", CONNECTED, SEND);
-        run("connected-poll", CONNECTED, POLL);
-        run("sendto-send", SENDTO, SEND);
+        run("pair-send", PAIR, SEND, 0);
+        run("pair-poll", PAIR, POLL, 0);
+        run("connected-send", CONNECTED, SEND, 0);
+        run("connected-poll", CONNECTED, POLL, 0);
+        run("sendto-send", SENDTO, SEND, 0);
         _exit(0);
     }
     int st;
