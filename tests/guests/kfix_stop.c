@@ -17,7 +17,7 @@
  * returned what the child wrote DATA_AT_MS after the start (it was not
  * interrupted).
  * A handler case shows epoll_wait is not restarted with SA_RESTART
- * either. The cases run in a child of main (never init in a sandbox). */
+ * either, and a signal sent while blocked does not end a FUTEX_WAIT. The cases run in a child of main (never init in a sandbox). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
@@ -70,10 +70,10 @@ static void sleep_until(long t) {
 static volatile sig_atomic_t usr1;
 static void on_usr1(int s) { (void)s; usr1++; }
 
-enum act { STOP_CONT, HANDLER };
+enum act { STOP_CONT, HANDLER, BLOCKED_SIG };
 
 /* A child that, relative to `t0`, stops and continues the caller (or
- * sends it SIGUSR1) at STOP_AT_MS, writes when it stopped and continued
+ * sends it SIGUSR1, or the blocked SIGUSR2) at STOP_AT_MS, writes when it stopped and continued
  * (ms after t0) to `times_fd`, then writes a byte to `data_fd` at
  * DATA_AT_MS (if >= 0). */
 static pid_t disturber(long t0, enum act act, int times_fd, int data_fd) {
@@ -88,8 +88,10 @@ static pid_t disturber(long t0, enum act act, int times_fd, int data_fd) {
             kill(target, SIGSTOP);
             msleep(CONT_AFTER_MS);
             kill(target, SIGCONT);
-        } else {
+        } else if (act == HANDLER) {
             kill(target, SIGUSR1);
+        } else {
+            kill(target, SIGUSR2);
         }
         times[1] = now_ms() - t0;
         if (write(times_fd, times, sizeof times) != sizeof times)
@@ -223,6 +225,8 @@ static void cases(void) {
     run("futex_wait", FUTEX, STOP_CONT);
     run("read", READ, STOP_CONT);
     run("epoll_wait_handler", EPOLL, HANDLER);
+    /* Last: SIGUSR2 stays pending (blocked) afterwards. */
+    run("futex_wait_blocked_signal", FUTEX, BLOCKED_SIG);
 }
 
 int main(void) {

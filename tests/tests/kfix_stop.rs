@@ -5,7 +5,8 @@
 //! after the continue; `poll`, `select`, `nanosleep`, a timed
 //! `FUTEX_WAIT` and a pipe `read` carry on, the timed ones ending at
 //! their original timeout. A caught signal (`SA_RESTART`) also ends
-//! `epoll_wait` with EINTR. Only a checkpoint pause restarts an epoll wait
+//! `epoll_wait` with EINTR; a blocked one does not end a `FUTEX_WAIT`
+//! (its wake-up of the task is not a futex wake). Only a checkpoint pause restarts an epoll wait
 //! silently (`epoll_restart.rs`). Guest: `tests/guests/kfix_stop.c`, run
 //! natively and under sbx with the same output expected.
 
@@ -24,6 +25,7 @@ nanosleep stop=in r=0 errno=0 when=timeout usr1=0
 futex_wait stop=in r=-1 errno=110 when=timeout usr1=0
 read stop=in r=1 errno=0 when=data usr1=0
 epoll_wait_handler stop=in r=-1 errno=4 when=cont usr1=1
+futex_wait_blocked_signal stop=in r=-1 errno=110 when=timeout usr1=0
 worker exit 0
 ";
 
@@ -32,8 +34,12 @@ fn stop_and_continue_interrupt_exactly_the_calls_linux_interrupts() {
     let exe = guest("kfix_stop", Link::Static);
     let argv = [exe.to_str().expect("utf-8 path")];
 
-    let sandboxed = run_sbx(&argv, &Opts::default());
-    let native = run_native(&argv, &Opts::default());
+    // Both at once: the guest mostly sleeps (about 20 s).
+    let (sandboxed, native) = std::thread::scope(|s| {
+        let sbx = s.spawn(|| run_sbx(&argv, &Opts::default()));
+        let native = run_native(&argv, &Opts::default());
+        (sbx.join().expect("sbx run thread"), native)
+    });
 
     let ctx = format!(
         "sbx stderr:\n{}",

@@ -80,23 +80,26 @@ fn futex_wait(
     let host_deadline = deadline.map(|(kind, ns)| t.kernel.clocks.deadline(kind, ns, 0));
     let queue = t.kernel.futexes.enter(key);
     let waiter = t.task.waiter.clone();
-    // A wake-up left over from before this call (a SIGCONT kicks a
-    // stopped task more than once) would read as a FUTEX_WAKE below and
-    // return 0 early: drop it. Nothing is lost, every reason to stop
-    // waiting (the word, signals, a pause) is checked after registering.
-    waiter.clear();
     let res = (|| {
         let _reg = Registration::new(&queue, &waiter, EVENT_ALL);
+        // Only a FUTEX_WAKE of this key from now on ends the wait with 0.
+        let wakes = t.kernel.futexes.wakes(key);
         if t.read_u32(uaddr)? != val {
             return Err(Errno::EAGAIN);
         }
-        if t.interrupted() {
-            return Err(Errno::ERESTARTSYS);
-        }
-        match waiter.wait(host_deadline) {
-            WaitOutcome::TimedOut => Err(Errno::ETIMEDOUT),
-            WaitOutcome::Woken if t.interrupted() => Err(Errno::ERESTARTSYS),
-            WaitOutcome::Woken => Ok(0),
+        loop {
+            if t.interrupted() {
+                return Err(Errno::ERESTARTSYS);
+            }
+            match waiter.wait(host_deadline) {
+                WaitOutcome::TimedOut => return Err(Errno::ETIMEDOUT),
+                WaitOutcome::Woken if t.kernel.futexes.wakes(key) != wakes => return Ok(0),
+                // Not a futex wake: a kick for a blocked signal, one left
+                // over from before the call (SIGCONT kicks a stopped task
+                // more than once). Linux `futex_wait` goes back to sleep
+                // too; a pending signal or a pause is checked above.
+                WaitOutcome::Woken => {}
+            }
         }
     })();
     t.kernel.futexes.leave(key);
