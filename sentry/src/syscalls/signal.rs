@@ -4,6 +4,8 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::signal::action::SA_RESTORER;
 use crate::kernel::signal::queue::{SI_QUEUE, SI_TKILL, SI_USER};
 use crate::kernel::signal::{self as sig, AltStack, SigAction, SigInfo, SigSet, SIGKILL, SIGSTOP};
+use crate::kernel::task::RestartBlock;
+use crate::kernel::time::{ClockKind, Nanos};
 use crate::kernel::TaskRunner;
 
 use super::arg_i32;
@@ -202,7 +204,8 @@ pub fn pause(t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
 /// `set` (which it unblocks for the wait), waiting up to `timeout`.
 /// Another signal (a handler, a stop then `SIGCONT`) ends it with `EINTR`,
 /// never a restart (Linux `do_sigtimedwait`, signal(7)); a checkpoint pause
-/// alone restarts it transparently (with its whole timeout again).
+/// alone restarts it transparently, a timed one through a
+/// [`RestartBlock::SigTimedWait`] so it waits only the time left.
 pub fn rt_sigtimedwait(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     if a[3] != 8 {
         return Err(Errno::EINVAL);
@@ -210,10 +213,33 @@ pub fn rt_sigtimedwait(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     let set = SigSet(t.read_u64(a[0])?).blockable();
     let deadline = if a[2] != 0 {
         let ns = crate::kernel::time::timespec_from(&t.read_array::<16>(a[2])?)?;
-        Some(std::time::Instant::now() + std::time::Duration::from_nanos(ns as u64))
+        Some(t.kernel.clocks.monotonic().saturating_add(ns.max(0)))
     } else {
         None
     };
+    sigtimedwait_until(t, set, a[1], deadline)
+}
+
+/// `restart_syscall` of a timed `rt_sigtimedwait` interrupted by a
+/// checkpoint pause: waits until the saved sandbox-monotonic `deadline`.
+pub fn restart_sigtimedwait(
+    t: &mut TaskRunner,
+    set: u64,
+    info: u64,
+    deadline: Nanos,
+) -> SysResult<u64> {
+    sigtimedwait_until(t, SigSet(set), info, Some(deadline))
+}
+
+/// Waits for one of `set` until the sandbox-monotonic `deadline` (`None`:
+/// forever) and writes its `siginfo` to `info` (if not 0).
+fn sigtimedwait_until(
+    t: &mut TaskRunner,
+    set: SigSet,
+    info: u64,
+    deadline: Option<Nanos>,
+) -> SysResult<u64> {
+    let host = deadline.map(|d| t.kernel.clocks.deadline(ClockKind::Monotonic, d, 0));
     loop {
         let got = {
             let mut ts = t.kernel.tasks();
@@ -232,19 +258,30 @@ pub fn rt_sigtimedwait(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
                     .and_then(|p| p.pending.dequeue(not_set)),
             }
         };
-        if let Some(info) = got {
-            if a[1] != 0 {
-                t.copy_out(a[1], &info.to_bytes())?;
+        if let Some(i) = got {
+            if info != 0 {
+                t.copy_out(info, &i.to_bytes())?;
             }
-            return Ok(info.signo as u64);
+            return Ok(i.signo as u64);
         }
         if t.signal_pending() {
             return Err(Errno::EINTR);
         }
         if t.interrupted() {
-            return Err(Errno::ERESTARTNOHAND);
+            // A checkpoint pause alone: invisible to the guest.
+            return match deadline {
+                Some(deadline) => {
+                    t.task.local().restart = Some(RestartBlock::SigTimedWait {
+                        set: set.0,
+                        info,
+                        deadline,
+                    });
+                    Err(Errno::ERESTART_RESTARTBLOCK)
+                }
+                None => Err(Errno::ERESTARTNOHAND),
+            };
         }
-        if t.task.waiter.wait(deadline) == crate::waiter::WaitOutcome::TimedOut {
+        if t.task.waiter.wait(host) == crate::waiter::WaitOutcome::TimedOut {
             return Err(Errno::EAGAIN);
         }
     }

@@ -194,6 +194,11 @@ pub fn restart_syscall(t: &mut TaskRunner, _a: [u64; 6]) -> SysResult<u64> {
             deadline,
             sigmask,
         }) => super::epoll::restart_epoll_wait(t, [epfd, events, maxevents], deadline, sigmask),
+        Some(RestartBlock::SigTimedWait {
+            set,
+            info,
+            deadline,
+        }) => super::signal::restart_sigtimedwait(t, set, info, deadline),
         None => Err(Errno::EINTR),
     }
 }

@@ -98,6 +98,17 @@ pub enum RestartBlock {
         /// installed again by the restart.
         sigmask: Option<u64>,
     },
+    /// `rt_sigtimedwait` with a timeout, interrupted by a checkpoint pause
+    /// (a signal or a stop makes it EINTR, as in Linux `do_sigtimedwait`;
+    /// see `syscalls::signal`).
+    SigTimedWait {
+        /// The signals waited for.
+        set: u64,
+        /// Where the `siginfo` goes (0: nowhere).
+        info: u64,
+        /// Absolute deadline, sandbox monotonic nanoseconds.
+        deadline: i64,
+    },
 }
 
 /// Task state that the task's own thread mutates.
