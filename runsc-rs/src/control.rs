@@ -50,6 +50,10 @@ pub enum Request {
         compression: String,
         /// Send progress replies.
         progress: bool,
+        /// Write raw memory with `O_DIRECT`, past the page cache (absent
+        /// in requests of older clients: `false`).
+        #[serde(default)]
+        direct: bool,
     },
 }
 
@@ -240,19 +244,44 @@ fn handle(s: &mut UnixStream, reg: &Registration, kernel: &Arc<Kernel>) -> Resul
             leave_running,
             compression,
             progress,
-        } => do_checkpoint(s, reg, kernel, image, leave_running, &compression, progress),
+            direct,
+        } => do_checkpoint(
+            s,
+            reg,
+            kernel,
+            CheckpointRequest {
+                image,
+                leave_running,
+                compression: &compression,
+                progress,
+                direct,
+            },
+        ),
     }
+}
+
+/// The fields of a [`Request::Checkpoint`].
+struct CheckpointRequest<'a> {
+    image: PathBuf,
+    leave_running: bool,
+    compression: &'a str,
+    progress: bool,
+    direct: bool,
 }
 
 fn do_checkpoint(
     s: &mut UnixStream,
     reg: &Registration,
     kernel: &Arc<Kernel>,
-    image: PathBuf,
-    leave_running: bool,
-    compression: &str,
-    progress: bool,
+    req: CheckpointRequest<'_>,
 ) -> Result<()> {
+    let CheckpointRequest {
+        image,
+        leave_running,
+        compression,
+        progress,
+        direct,
+    } = req;
     let compression = parse_compression(compression)?;
     if !image.is_absolute() {
         bail!("the image path must be absolute");
@@ -290,6 +319,7 @@ fn do_checkpoint(
         },
         pause_timeout: PAUSE_TIMEOUT,
         progress: if progress { Some(&on_progress) } else { None },
+        direct,
     };
     let (r, paused) = checkpoint::checkpoint(kernel, &opts).map_err(anyhow::Error::new)?;
     let st = &r.stats;
@@ -299,6 +329,7 @@ fn do_checkpoint(
         "image": image,
         "tasks": r.tasks,
         "left_running": leave_running,
+        "direct": direct,
         "state_bytes": st.state_raw_bytes,
         "state_stored_bytes": st.state_stored_bytes,
         "memory_bytes": st.memory_bytes,

@@ -52,15 +52,18 @@ fn native() -> Vec<String> {
 }
 
 /// Runs the guest, asks for its checksum, checkpoints it with
-/// `compression`; returns the image and the checksum line.
-fn checkpointed(env: &Env, id: &str, compression: &str) -> (PathBuf, String) {
+/// `compression` and `extra` flags; returns the image and the checksum
+/// line.
+fn checkpointed(env: &Env, id: &str, compression: &str, extra: &[&str]) -> (PathBuf, String) {
     let g = guest("ckpt_lazy", Link::Static);
     let mut sb = env.run_stdin_pipe(id, &[path_str(&g), MIB]);
     sb.wait_for("ready", START);
     sb.send("sum");
     let sum = sb.wait_for("sum ", STEP);
     let img = env.image(&format!("{id}-img"));
-    env.checkpoint(id, &img, &["--compression", compression]);
+    let mut args = vec!["--compression", compression];
+    args.extend_from_slice(extra);
+    env.checkpoint(id, &img, &args);
     let (code, _) = sb.finish(STEP);
     assert_eq!(code, Some(0), "sbx run exits 0 once checkpointed");
     (img, sum)
@@ -81,16 +84,18 @@ fn answers(env: &Env, img: &Path, id: &str, mode: &str) -> (Vec<String>, Option<
 }
 
 #[test]
-fn every_memory_mode_and_codec_gives_the_native_results() {
+fn every_memory_mode_and_image_kind_gives_the_native_results() {
     let want = native();
     let env = Env::new();
-    for compression in ["none", "zstd"] {
-        let (img, sum) = checkpointed(&env, &format!("g-{compression}"), compression);
+    let kinds: [(&str, &[&str]); 3] = [("none", &[]), ("none", &["--direct"]), ("zstd", &[])];
+    for (i, (compression, extra)) in kinds.into_iter().enumerate() {
+        let (img, sum) = checkpointed(&env, &format!("g{i}"), compression, extra);
         assert_eq!(sum, want[0], "checksum before the checkpoint");
         for mode in ["eager", "lazy", "on-demand"] {
-            let (got, code) = answers(&env, &img, &format!("r-{compression}-{mode}"), mode);
-            assert_eq!(got, want, "{compression} image, --memory {mode}");
-            assert_eq!(code, Some(0), "{compression} image, --memory {mode}");
+            let (got, code) = answers(&env, &img, &format!("r{i}-{mode}"), mode);
+            let what = format!("{compression} {extra:?} image, --memory {mode}");
+            assert_eq!(got, want, "{what}");
+            assert_eq!(code, Some(0), "{what}");
         }
     }
 }
@@ -99,7 +104,7 @@ fn every_memory_mode_and_codec_gives_the_native_results() {
 fn a_checkpoint_before_the_memory_is_loaded_saves_all_of_it() {
     let want = native();
     let env = Env::new();
-    let (img, _) = checkpointed(&env, "first", "none");
+    let (img, _) = checkpointed(&env, "first", "none", &[]);
     // On demand and untouched: the buffer is still only in the image.
     let mut rs = env.restore_with(&img, "second", &["--memory", "on-demand"]);
     rs.send("ping");
@@ -119,7 +124,7 @@ fn a_checkpoint_before_the_memory_is_loaded_saves_all_of_it() {
 #[test]
 fn memory_changed_after_the_check_is_not_given_to_the_guest() {
     let env = Env::new();
-    let (img, _) = checkpointed(&env, "orig", "none");
+    let (img, _) = checkpointed(&env, "orig", "none", &[]);
     let mut rs = env.restore_with(&img, "lazy", &["--memory", "on-demand"]);
     rs.send("ping");
     assert_eq!(rs.next_line(STEP), "pong");

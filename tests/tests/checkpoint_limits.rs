@@ -130,3 +130,47 @@ fn running_out_of_host_tasks_mid_restore_fails_cleanly() {
         "no failed restore stays registered: {list}"
     );
 }
+
+#[test]
+fn a_checkpoint_with_no_room_for_threads_still_writes_the_image() {
+    let Some(cg) = PidsCgroup::new("sbx-ckpt-limits") else {
+        eprintln!("skipped: no writable pids cgroup here");
+        return;
+    };
+    let env = Env::new();
+    let g = guest("ckpt_counter", Link::Static);
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec \"$0\" run --id full -- \"$1\" 16",
+        cg.0.display()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &script])
+        .arg(tests::sbx())
+        .arg(&g)
+        .env("SBX_STATE_DIR", env.state_dir());
+    let mut sb = Sandbox::spawn_cmd(c);
+    sb.wait_for("tick 1 ", Duration::from_secs(60));
+    // No new thread or process fits any more: the writer's helpers cannot
+    // start, so the checkpoint does the work on the control thread.
+    cg.set_max(cg.current());
+    for (name, compression) in [("img-none", "none"), ("img-zstd", "zstd")] {
+        let img = env.image(name);
+        env.checkpoint(
+            "full",
+            &img,
+            &["--compression", compression, "--leave-running"],
+        );
+    }
+    cg.set_max(1000);
+    let _ = sb.child.kill();
+    let mut rs = env.restore(&env.image("img-zstd"), "back");
+    let line = rs.wait_for("tick ", Duration::from_secs(30));
+    assert!(line.starts_with("tick "), "{line}");
+    let mut rs2 = env.restore(&env.image("img-none"), "back2");
+    let line2 = rs2.wait_for("tick ", Duration::from_secs(30));
+    assert_eq!(
+        line.split_whitespace().nth(3),
+        line2.split_whitespace().nth(3),
+        "both images hold the same memory"
+    );
+}

@@ -132,10 +132,24 @@ where
         }
     };
     std::thread::scope(|scope| {
-        if !jobs.is_empty() {
-            for _ in 0..threads.max(1) {
-                scope.spawn(worker);
+        let spawned = if jobs.is_empty() {
+            0
+        } else {
+            (0..threads.max(1))
+                .filter(|_| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, worker)
+                        .is_ok()
+                })
+                .count()
+        };
+        if spawned == 0 && !jobs.is_empty() {
+            // The host refused every worker thread: work on this one.
+            let mut local = init()?;
+            for (idx, job) in jobs.iter().enumerate() {
+                consume(idx, work(&mut local, job)?)?;
             }
+            return Ok(());
         }
         for idx in 0..jobs.len() {
             let result = {
@@ -226,8 +240,35 @@ where
         }
     };
     let produced = std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(worker);
+        let spawned = (0..threads.max(1))
+            .filter(|_| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, worker)
+                    .is_ok()
+            })
+            .count();
+        if spawned == 0 {
+            // The host refused every worker thread: work on this one.
+            let mut local = match init() {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    fail(Some(e));
+                    None
+                }
+            };
+            let mut send = |job: J| {
+                let Some(l) = local.as_mut() else {
+                    return false;
+                };
+                match work(l, job) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        fail(Some(e));
+                        false
+                    }
+                }
+            };
+            return produce(&mut send);
         }
         let mut send = |job: J| !stop.load(Ordering::SeqCst) && tx.send(job).is_ok();
         let produced = produce(&mut send);

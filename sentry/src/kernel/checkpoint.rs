@@ -8,11 +8,13 @@
 //! Phases (timed in [`CheckpointReport`]): pause, state encode, memory
 //! write (scan, compress, write), commit (fsync + rename, by
 //! `checkpoints::image::write_dir`). The memory window handed to the
-//! writer is page-aligned (the memory file's mapping), so raw chunks are
-//! written with `O_DIRECT` straight from the guest's pages by parallel
-//! writers (`WriteOptions::direct`, on by default): the disk works while
-//! the next spans are scanned, no page-cache page is filled, and the final
-//! fsync only flushes. Compressed chunks go through the page cache, with
+//! writer is page-aligned (the memory file's mapping), so with
+//! [`CheckpointOptions::direct`] raw chunks are written with `O_DIRECT`
+//! straight from the guest's pages by parallel writers
+//! (`WriteOptions::direct`): the disk works while the next spans are
+//! scanned, no page-cache page is filled, and the final fsync only
+//! flushes. Without it (`sbx checkpoint`'s default) they go through the
+//! page cache in order, so a restore soon after reads a cached image. Compressed chunks go through the page cache, with
 //! writeback started every 16 MiB (`WriteOptions::writeback_step`).
 //! A failure in any phase resumes the kernel and leaves no image behind.
 
@@ -61,6 +63,10 @@ pub struct CheckpointOptions<'a> {
     pub pause_timeout: Duration,
     /// Progress of the memory section.
     pub progress: Option<&'a ProgressFn<'a>>,
+    /// Raw chunks with `O_DIRECT` by parallel writers
+    /// (`WriteOptions::direct`); otherwise through the page cache, so the
+    /// image is cached for a restore soon after.
+    pub direct: bool,
 }
 
 /// Figures of a checkpoint.
@@ -149,6 +155,7 @@ pub fn checkpoint(
     let wopts = WriteOptions {
         compression: opts.compression,
         progress: opts.progress,
+        direct: opts.direct,
         ..WriteOptions::default()
     };
     let stats = write(&opts.image, &input, &wopts)?;

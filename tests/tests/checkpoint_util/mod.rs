@@ -1,7 +1,7 @@
 //! Helpers of the checkpoint tests: a private state directory per test,
 //! sandboxes run in the background with their stdout read line by line,
 //! `sbx checkpoint` and `sbx restore` through the real binary.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -103,6 +103,12 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// Runs `c` (an `sbx run`/`restore` command line, possibly wrapped)
+    /// with stdin closed and stdout read line by line.
+    pub fn spawn_cmd(c: Command) -> Sandbox {
+        Sandbox::spawn(c)
+    }
+
     fn spawn(mut c: Command) -> Sandbox {
         c.stdin(Stdio::null());
         Sandbox::spawn_with(c)
