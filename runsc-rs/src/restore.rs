@@ -65,8 +65,15 @@ pub fn restore(args: RestoreArgs) -> Result<i32> {
     let forwarded = crate::run::block_forwarded()?;
     let dir = StateDir::open()?;
     let tty = std::io::stderr().is_terminal();
-    let progress = |p: checkpoints::image::Progress| {
-        show_progress("restore", p.done, p.total);
+    // One line per phase (checking, then loading with --memory eager).
+    let shown = std::sync::Mutex::new("");
+    let progress = |phase: &'static str, p: checkpoints::image::Progress| {
+        let mut last = shown.lock().unwrap_or_else(|e| e.into_inner());
+        if !last.is_empty() && *last != phase {
+            eprintln!();
+        }
+        *last = phase;
+        show_progress(&format!("restore: {phase}"), p.done, p.total);
         std::ops::ControlFlow::Continue(())
     };
     let opts = restore::LoadOptions {

@@ -28,11 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use checkpoints::image::{
-    self, CpuFeatures, DirImage, ImageError, Manifest, ProgressFn, SchemaMismatch,
-};
+use checkpoints::image::{self, CpuFeatures, DirImage, ImageError, Manifest, SchemaMismatch};
 
-pub use super::restore_memory::MemoryLoad;
+pub use super::restore_memory::{MemoryLoad, PhaseProgressFn, PHASE_CHECK, PHASE_LOAD};
 use checkpoints::state::{self, LoadError};
 
 use super::checkpoint::{schema_pairs, Snapshot};
@@ -131,8 +129,9 @@ pub struct LoadedImage {
 #[derive(Clone, Copy, Default)]
 pub struct LoadOptions<'a> {
     pub memory: MemoryLoad,
-    /// Progress of the memory check (and of the copy with `eager`).
-    pub progress: Option<&'a ProgressFn<'a>>,
+    /// Progress of the memory check (phase [`PHASE_CHECK`]) and, with
+    /// `eager`, of the copy ([`PHASE_LOAD`]).
+    pub progress: Option<&'a PhaseProgressFn<'a>>,
 }
 
 impl std::fmt::Debug for LoadedImage {

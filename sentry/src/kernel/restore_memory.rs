@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use checkpoints::image::{ChunkScratch, DirImage, ImageError, ProgressFn, ReadOptions};
+use checkpoints::image::{ChunkScratch, DirImage, ImageError, Progress, ReadOptions};
 
 use super::restore::RestoreError;
 use crate::mm::lazy::{ChunkLoad, ChunkLoadError, LazyMemory, RunWriter};
@@ -55,6 +55,15 @@ impl std::str::FromStr for MemoryLoad {
     }
 }
 
+/// Progress of one phase of the memory half, by name; may cancel.
+pub type PhaseProgressFn<'a> =
+    dyn Fn(&'static str, Progress) -> std::ops::ControlFlow<()> + Sync + 'a;
+
+/// Phase name: every chunk's checksum is checked (bytes are stored bytes).
+pub const PHASE_CHECK: &str = "checking";
+/// Phase name: memory is copied in before the guest starts (`eager`).
+pub const PHASE_LOAD: &str = "loading";
+
 /// Figures of the memory half.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MemoryFigures {
@@ -98,7 +107,7 @@ pub fn prepare(
     img: DirImage,
     mf: &MemoryFile,
     mode: MemoryLoad,
-    progress: Option<&ProgressFn<'_>>,
+    progress: Option<&PhaseProgressFn<'_>>,
 ) -> Result<MemoryFigures, RestoreError> {
     let path: PathBuf = img.path().to_owned();
     let image_err = |source: ImageError| RestoreError::Image {
@@ -106,9 +115,11 @@ pub fn prepare(
         source,
     };
     let t = Instant::now();
+    let check =
+        |p: Progress| progress.map_or(std::ops::ControlFlow::Continue(()), |f| f(PHASE_CHECK, p));
     img.verify_memory(&ReadOptions {
         threads: 0,
-        progress,
+        progress: progress.is_some().then_some(&check),
     })
     .map_err(image_err)?;
     let mut figures = MemoryFigures {
@@ -125,6 +136,7 @@ pub fn prepare(
         img,
         scratch: Mutex::new(Vec::new()),
     });
+    let total = img_total(&table);
     let lazy =
         Arc::new(LazyMemory::new(table, mf.size(), source).map_err(RestoreError::MemoryTable)?);
     if !mf.set_lazy(lazy.clone()) {
@@ -132,21 +144,42 @@ pub fn prepare(
     }
     if mode == MemoryLoad::Eager {
         let t = Instant::now();
-        load_all_parallel(mf, &lazy)?;
+        let load = |done: u64| {
+            if let Some(f) = progress {
+                // Cancelling is not offered once copying started.
+                let _ = f(PHASE_LOAD, Progress { done, total });
+            }
+        };
+        load_all_parallel(mf, &lazy, &load)?;
         figures.load = t.elapsed();
     }
     Ok(figures)
 }
 
-/// Copies every chunk in with one thread per core.
-fn load_all_parallel(mf: &MemoryFile, lazy: &LazyMemory) -> Result<(), RestoreError> {
+/// Bytes of memory a chunk table covers.
+fn img_total(table: &[Vec<(u64, u64)>]) -> u64 {
+    table.iter().flatten().map(|&(_, l)| l).sum()
+}
+
+/// Copies every chunk in with one thread per core, reporting the bytes
+/// copied so far after each chunk.
+fn load_all_parallel(
+    mf: &MemoryFile,
+    lazy: &LazyMemory,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), RestoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let work = || {
+        while mf.load_next_chunk() {
+            progress(lazy.stats().bytes_loaded);
+        }
+    };
     std::thread::scope(|s| {
         for _ in 1..threads {
             // A helper the host refuses leaves its share to this thread.
-            let _ = std::thread::Builder::new().spawn_scoped(s, || while mf.load_next_chunk() {});
+            let _ = std::thread::Builder::new().spawn_scoped(s, work);
         }
-        while mf.load_next_chunk() {}
+        work();
     });
     debug_assert!(lazy.is_complete());
     // Reports the first failed chunk (each failure was logged with its

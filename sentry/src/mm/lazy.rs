@@ -17,8 +17,9 @@
 //! zero in the fresh memory file and need nothing.
 //!
 //! Lock order: a chunk's `lock` is taken with any `MemoryManager` lock
-//! held and before the `MemoryFile` allocator lock (which the load never
-//! takes); `source` is a leaf held only to clone or drop the loader.
+//! held, and possibly inside the `MemoryFile` allocator lock (a decref
+//! that frees pending pages); a load never takes either. `source` is a
+//! leaf held only to clone or drop the loader.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -122,8 +122,9 @@ pub struct MemoryFile {
     alloc: Mutex<Alloc>,
     /// Chunks of a restore's image not copied in yet. Set once, right
     /// after a restore decoded the state and before any guest code runs;
-    /// empty for a sandbox that was not restored. Its chunk locks come
-    /// before `alloc`.
+    /// empty for a sandbox that was not restored. Its chunk locks are
+    /// taken either with no other lock of this file held, or inside
+    /// `alloc` (`decref`); loading never takes `alloc`.
     #[state(nosave, init = "OnceLock::new")]
     lazy: OnceLock<Arc<LazyMemory>>,
 }
@@ -303,16 +304,44 @@ impl MemoryFile {
     /// Drops a reference to each page of the range; pages that reach zero
     /// are freed (kept resident for reuse; holes are punched in batches).
     pub fn decref(&self, off: u64, npages: u64) {
-        // A freed page may be reused at once: its pending contents must
-        // not land in it later. (A lost chunk is being freed: nothing to
-        // keep.)
-        let _ = self.ensure_loaded(off, npages.saturating_mul(PAGE_SIZE));
         let mut a = self.lock();
+        self.load_before_free(&a, off / PAGE_SIZE, npages);
         a.pages.decref(off / PAGE_SIZE, npages);
         for (s, l) in a.pages.punch_candidates() {
             if self.punch(s, l) {
                 a.pages.mark_clean(s, l);
             }
+        }
+    }
+
+    /// Lazy restore: the pages of `[first, first+npages)` that this
+    /// decref frees (reference count 1) may be reused at once, so their
+    /// pending contents must be in place before, never land in the next
+    /// owner's page later. Pages still shared stay pending: a forked child
+    /// exiting does not load its parent's memory. Runs with the allocator
+    /// lock held, so no other decref or incref changes the counts in
+    /// between (the chunk locks taken here nest inside it; the loader
+    /// never takes the allocator lock). A lost chunk being freed has
+    /// nothing to keep.
+    fn load_before_free(&self, a: &Alloc, first: u64, npages: u64) {
+        let Some(lazy) = self.lazy.get().filter(|l| !l.is_complete()) else {
+            return;
+        };
+        let mut p = 0;
+        while p < npages {
+            if a.pages.refcount(first + p) != 1 {
+                p += 1;
+                continue;
+            }
+            let start = p;
+            while p < npages && a.pages.refcount(first + p) == 1 {
+                p += 1;
+            }
+            let _ = lazy.ensure(
+                (first + start) * PAGE_SIZE,
+                (p - start) * PAGE_SIZE,
+                &|o, d| self.fill(o, d),
+            );
         }
     }
 
@@ -607,6 +636,27 @@ mod state_tests {
         let mut loaded = src.loads.lock().unwrap().clone();
         loaded.sort();
         assert_eq!(loaded, vec![0, 1, 2, 3, 4, 5], "each chunk once");
+    }
+
+    #[test]
+    fn freeing_loads_only_pages_that_are_really_freed() {
+        let mf = MemoryFile::with_capacity(1 << 30).unwrap();
+        let a = mf.allocate(2, true).unwrap();
+        mf.write(a, b"shared").unwrap();
+        mf.incref(a, 1); // page 0 has two owners (a fork), page 1 one
+        let (back, src) = lazy_copy(&mf);
+        back.decref(a, 1); // the child's reference: page 0 stays in use
+        assert!(src.loads.lock().unwrap().is_empty(), "nothing freed, nothing loaded");
+        back.decref(a, 2); // page 0 and page 1 are freed now
+        let mut loaded = src.loads.lock().unwrap().clone();
+        loaded.sort();
+        assert_eq!(loaded, vec![0, 1]);
+        // The next owner of the freed page gets zeroes, never the old bytes.
+        let r = back.allocate(1, true).unwrap();
+        while back.load_next_chunk() {}
+        let mut buf = [9u8; 6];
+        back.read(r, &mut buf).unwrap();
+        assert_eq!(buf, [0u8; 6]);
     }
 
     #[test]
