@@ -646,7 +646,10 @@ mod state_tests {
         mf.incref(a, 1); // page 0 has two owners (a fork), page 1 one
         let (back, src) = lazy_copy(&mf);
         back.decref(a, 1); // the child's reference: page 0 stays in use
-        assert!(src.loads.lock().unwrap().is_empty(), "nothing freed, nothing loaded");
+        assert!(
+            src.loads.lock().unwrap().is_empty(),
+            "nothing freed, nothing loaded"
+        );
         back.decref(a, 2); // page 0 and page 1 are freed now
         let mut loaded = src.loads.lock().unwrap().clone();
         loaded.sort();
