@@ -6,6 +6,8 @@ use super::memfile::PAGE_SIZE;
 use super::vma::{Vma, VmaBacking};
 use crate::errno::{Errno, SysResult};
 use crate::platform::{Context, PlatformError, Prot};
+use crate::vfs::overlay::Node;
+use std::sync::Arc;
 
 /// Pages mapped around a faulting page (an aligned window, clipped to the
 /// VMA), like Linux `fault_around_bytes` (64 KiB).
@@ -221,8 +223,12 @@ impl MemoryManager {
 
     /// Gives every page of `[lo, hi)` (inside `vma`) a page-table entry:
     /// zeroed memory for anonymous VMAs, file contents for file VMAs (the
-    /// caller has clipped `hi` to the end of file). Nothing is mapped.
+    /// caller has clipped `hi` to the end of file), the file's shared
+    /// pages for shared mappings of overlay files. Nothing is mapped.
     pub(super) fn populate_range(&mut self, vma: &Vma, lo: u64, hi: u64) -> Result<(), FaultError> {
+        if let Some(node) = vma.shared_node() {
+            return self.populate_shared(vma, node, lo, hi);
+        }
         let missing: Vec<u64> = (lo..hi)
             .step_by(PAGE_SIZE as usize)
             .filter(|a| !self.ptes.contains_key(a))
@@ -260,6 +266,39 @@ impl MemoryManager {
                         stub: None,
                     },
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// [`MemoryManager::populate_range`] for a `MAP_SHARED` mapping of an
+    /// overlay file: every page of `[lo, hi)` gets the file's shared page
+    /// (compare Linux `filemap_fault`; no copy-on-write: `break_cow`
+    /// skips shared VMAs). An entry that no longer holds the file's page
+    /// (a truncate dropped it from the file while this address space kept
+    /// it, or a restore) is replaced; the stub's old mapping of it is
+    /// forgotten (`stub = None`) so `map_present` maps the new one over it.
+    fn populate_shared(
+        &mut self,
+        vma: &Vma,
+        node: &Arc<Node>,
+        lo: u64,
+        hi: u64,
+    ) -> Result<(), FaultError> {
+        for a in (lo..hi).step_by(PAGE_SIZE as usize) {
+            let index = vma.file_offset(a).unwrap_or(0) / PAGE_SIZE;
+            let off = node.shared_page(&self.mf, index).map_err(shared_error)?;
+            match self.ptes.get_mut(&a) {
+                Some(p) if p.off == off => self.mf.decref(off, 1),
+                Some(p) => {
+                    let old = p.off;
+                    p.off = off;
+                    p.stub = None;
+                    self.mf.decref(old, 1);
+                }
+                None => {
+                    self.ptes.insert(a, Pte { off, stub: None });
+                }
             }
         }
         Ok(())
@@ -337,9 +376,13 @@ impl MemoryManager {
 
     /// Makes sure the page at `page` (inside `vma`) has an entry, for the
     /// sentry's own access (copy-in/out); nothing is mapped in the stub.
+    /// A shared overlay-file page is looked up in the file every time (the
+    /// entry may hold a page a truncate took out of the file).
     pub(super) fn populate_page(&mut self, vma: &Vma, page: u64) -> SysResult<u64> {
         if let Some(p) = self.ptes.get(&page) {
-            return Ok(p.off);
+            if vma.shared_node().is_none() {
+                return Ok(p.off);
+            }
         }
         let hi = self
             .clip_to_eof(vma, page, page + PAGE_SIZE)
@@ -349,6 +392,16 @@ impl MemoryManager {
             .get(&page)
             .map(|p| p.off)
             .ok_or(Errno::EFAULT.because("page could not be populated"))
+    }
+}
+
+/// The fault outcome of a failed [`Node::shared_page`]: `SIGBUS` beyond
+/// the end of file or on a read error (Linux `VM_FAULT_SIGBUS`), the OOM
+/// kill when memory is exhausted.
+fn shared_error(e: Errno) -> FaultError {
+    match e.code() {
+        libc::ENOMEM => FaultError::OutOfMemory,
+        _ => FaultError::BeyondEof,
     }
 }
 

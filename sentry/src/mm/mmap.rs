@@ -111,13 +111,18 @@ impl MemoryManager {
     /// base is used. `MAP_POPULATE` prefaults. Nothing is mapped into the
     /// stub otherwise: pages arrive by demand faults.
     ///
+    /// `MAP_SHARED` of an overlay file maps the file's shared pages (see
+    /// `vfs/overlay/shared_pages.rs`): every mapping of the file, in any
+    /// address space, sees the same bytes as `read(2)`/`write(2)`. It
+    /// needs an fd open for reading (`EACCES`); `PROT_WRITE`, now or by a
+    /// later `mprotect`, needs one open for writing too (Linux clears
+    /// `VM_MAYWRITE` otherwise).
+    ///
     /// Limitations (honest errors, not silent misbehaviour):
-    /// - `MAP_SHARED` of a file with `PROT_WRITE` is `ENODEV` (writes would
-    ///   have to reach the file; not implemented). Read-only shared file
-    ///   mappings are served like private ones: later writes to the file
-    ///   by others are not seen by pages already faulted, and `mprotect`
-    ///   can never add `PROT_WRITE` to them (`EACCES`, as if the file were
-    ///   opened read-only).
+    /// - A host file opened directly by the sentry (not through the
+    ///   overlay; tests and tools only) has no shared pages: a shared
+    ///   writable mapping of it is `ENODEV`, a read-only one is served
+    ///   like a private one.
     /// - `MAP_HUGETLB` is `EINVAL` (no hugetlbfs).
     pub fn mmap(&mut self, ctx: &mut dyn Context, req: MmapRequest) -> SysResult<u64> {
         let flags = req.flags;
@@ -165,12 +170,15 @@ impl MemoryManager {
                 if prot.write && !f.writable {
                     return Err(Errno::EACCES.because("shared writable mmap of a read-only fd"));
                 }
-                if prot.write {
-                    return Err(
-                        Errno::ENODEV.because("shared writable file mappings are not supported")
-                    );
+                let has_pages = f.file.overlay_node().is_some();
+                if prot.write && !has_pages {
+                    return Err(Errno::ENODEV.because("shared writable mapping of a host file"));
                 }
-                Prot::RX
+                if f.writable && has_pages {
+                    Prot::RWX
+                } else {
+                    Prot::RX
+                }
             } else {
                 Prot::RWX
             };

@@ -692,3 +692,180 @@ fn every_thread_gets_one_retry_on_a_page_a_sibling_mapped() {
         FaultError::AccessDenied
     ));
 }
+
+/// An overlay over an empty temporary directory, with one regular file
+/// `/f` holding `contents`, as a mapped file.
+fn overlay_file(contents: &[u8]) -> (tempfile::TempDir, Arc<crate::vfs::overlay::Node>) {
+    use crate::vfs::overlay::{NewNode, Overlay};
+    let tmp = tempfile::tempdir().unwrap();
+    let ov = Overlay::new(tmp.path()).unwrap();
+    let node = ov
+        .create(ov.root(), b"f", NewNode::Regular, 0o644, 0, 0)
+        .unwrap();
+    node.write_at(0, contents).unwrap();
+    (tmp, node)
+}
+
+fn shared_file(
+    node: &Arc<crate::vfs::overlay::Node>,
+    addr: u64,
+    len: u64,
+    writable: bool,
+) -> MmapRequest {
+    MmapRequest {
+        addr,
+        len,
+        prot: if writable { RW } else { libc::PROT_READ as u64 },
+        flags: (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+        file: Some(MmapFile {
+            file: MappedFile::overlay(node.clone(), "/f".into()),
+            readable: true,
+            writable,
+        }),
+        offset: 0,
+    }
+}
+
+fn file_bytes(node: &crate::vfs::overlay::Node, off: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    let n = node.read_at(off, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn shared_file_mapping_stores_reach_read_and_writes_reach_the_mapping() {
+    let (mf, mut mm, mut ctx) = setup();
+    let (_tmp, node) = overlay_file(&vec![b'.'; 2 * P as usize]);
+    mm.mmap(&mut ctx, shared_file(&node, A, 2 * P, true))
+        .unwrap();
+    ctx.guest_write(&mut mm, &mf, A + 10, b"stored").unwrap();
+    node.write_at(P + 5, b"written").unwrap();
+    let seen = ctx.guest_read(&mut mm, &mf, A + P + 5, 7).unwrap();
+    assert_eq!(file_bytes(&node, 8, 10), b"..stored..");
+    assert_eq!(seen, b"written");
+    assert_eq!(ctx.at(A).unwrap().1, Prot::RW, "mapped writable at once");
+}
+
+#[test]
+fn two_mappings_of_a_file_alias_and_a_fork_shares_them() {
+    let (mf, mut parent, mut pctx) = setup();
+    let (_tmp, node) = overlay_file(&[0u8; 100]);
+    parent
+        .mmap(&mut pctx, shared_file(&node, A, P, true))
+        .unwrap();
+    parent
+        .mmap(&mut pctx, shared_file(&node, A + 8 * P, P, true))
+        .unwrap();
+    pctx.guest_write(&mut parent, &mf, A, b"one").unwrap();
+    let alias = pctx.guest_read(&mut parent, &mf, A + 8 * P, 3).unwrap();
+    let mut child = parent.fork(&mut pctx).unwrap();
+    let mut cctx = TestCtx::new();
+    cctx.guest_write(&mut child, &mf, A + 8 * P, b"two")
+        .unwrap();
+    let in_parent = pctx.guest_read(&mut parent, &mf, A, 3).unwrap();
+    assert_eq!(alias, b"one");
+    assert_eq!(in_parent, b"two", "no copy-on-write for shared pages");
+    assert_eq!(
+        parent.pte(A).unwrap().off,
+        child.pte(A + 8 * P).unwrap().off
+    );
+    assert_eq!(node.shared_pages(), 1);
+}
+
+#[test]
+fn shared_file_pages_are_freed_with_the_last_mapping_and_the_file() {
+    let (mf, mut mm, mut ctx) = setup();
+    let (tmp, node) = overlay_file(&[1u8; 10]);
+    mm.mmap(&mut ctx, shared_file(&node, A, P, true)).unwrap();
+    ctx.guest_write(&mut mm, &mf, A, b"x").unwrap();
+    let page = mm.pte(A).unwrap().off;
+    mm.munmap(&mut ctx, A, P).unwrap();
+    let after_munmap = mf.refcount(page);
+    drop(node);
+    drop(tmp);
+    assert_eq!(after_munmap, 1, "the file keeps its page");
+    assert_eq!(mf.refcount(page), 0, "released with the file");
+}
+
+#[test]
+fn shared_file_mapping_of_a_read_only_fd_never_gets_write() {
+    let (_mf, mut mm, mut ctx) = setup();
+    let (_tmp, node) = overlay_file(b"data");
+    let mut rw_of_ro = shared_file(&node, A, P, false);
+    rw_of_ro.prot = RW;
+    let refused = mm.mmap(&mut ctx, rw_of_ro);
+    mm.mmap(&mut ctx, shared_file(&node, A, P, false)).unwrap();
+    mm.mmap(&mut ctx, shared_file(&node, A + P, P, true))
+        .unwrap();
+    mm.mprotect(&mut ctx, A + P, P, libc::PROT_READ as u64)
+        .unwrap();
+    assert_eq!(code(refused), libc::EACCES);
+    assert_eq!(code(mm.mprotect(&mut ctx, A, P, RW)), libc::EACCES);
+    assert!(mm.mprotect(&mut ctx, A + P, P, RW).is_ok());
+}
+
+#[test]
+fn truncate_takes_pages_out_of_the_file_and_a_later_fault_sees_the_new_page() {
+    let (mf, mut mm, mut ctx) = setup();
+    let (_tmp, node) = overlay_file(&[b'a'; 2 * P as usize]);
+    mm.mmap(&mut ctx, shared_file(&node, A, 2 * P, true))
+        .unwrap();
+    ctx.guest_write(&mut mm, &mf, A + P, b"old").unwrap();
+    let old = mm.pte(A + P).unwrap().off;
+    node.truncate(P + 2).unwrap();
+    let tail = file_bytes(&node, P, 8);
+    node.truncate(P).unwrap();
+    let kept_while_mapped = mf.refcount(old);
+    node.truncate(2 * P).unwrap();
+    mm.madvise(&mut ctx, A, 2 * P, libc::MADV_DONTNEED).unwrap();
+    let fresh = ctx.guest_read(&mut mm, &mf, A + P, 3).unwrap();
+    assert_eq!(tail, b"ol", "the partial page is cut at the new size");
+    assert_eq!(kept_while_mapped, 1, "the mapper still holds it");
+    assert_eq!(fresh, vec![0; 3], "the regrown file reads zero");
+    assert_eq!(mf.refcount(old), 0, "the stale page is gone");
+    node.truncate(P).unwrap();
+    mm.madvise(&mut ctx, A, 2 * P, libc::MADV_DONTNEED).unwrap();
+    let beyond = mm.handle_fault(&mut ctx, A + P, None).unwrap_err();
+    assert!(matches!(beyond, FaultError::BeyondEof));
+}
+
+#[test]
+fn copy_out_into_a_shared_file_mapping_reaches_the_file() {
+    let (mf, mut mm, mut ctx) = setup();
+    let (_tmp, node) = overlay_file(&[0u8; 64]);
+    mm.mmap(&mut ctx, shared_file(&node, A, P, true)).unwrap();
+    mm.copy_out(&mut ctx, A + 4, b"sentry").unwrap();
+    let mapped = ctx.guest_read(&mut mm, &mf, A + 4, 6).unwrap();
+    assert_eq!(file_bytes(&node, 4, 6), b"sentry");
+    assert_eq!(mapped, b"sentry");
+}
+
+#[test]
+fn shared_file_pages_round_trip_through_a_checkpoint() {
+    let (mf, mut parent, mut pctx) = setup();
+    let (_tmp, node) = overlay_file(&[0u8; 64]);
+    parent
+        .mmap(&mut pctx, shared_file(&node, A, P, true))
+        .unwrap();
+    pctx.guest_write(&mut parent, &mf, A, b"saved").unwrap();
+    let child = parent.fork(&mut pctx).unwrap();
+    let graph = (mf.clone(), node.clone(), parent, child);
+    let saved = checkpoints::state::save(&graph).unwrap();
+    type G = (
+        Arc<MemoryFile>,
+        Arc<crate::vfs::overlay::Node>,
+        MemoryManager,
+        MemoryManager,
+    );
+    let (mf2, node2, mut parent2, mut child2): G = checkpoints::state::load(&saved).unwrap();
+    for (off, len) in mf.used_ranges() {
+        mf2.write(off, mf.slice(off, len).unwrap()).unwrap();
+    }
+    let (mut p2, mut c2) = (TestCtx::new(), TestCtx::new());
+    c2.guest_write(&mut child2, &mf2, A + 5, b"+child").unwrap();
+    let in_parent = p2.guest_read(&mut parent2, &mf2, A, 11).unwrap();
+    assert_eq!(in_parent, b"saved+child");
+    assert_eq!(file_bytes(&node2, 0, 11), b"saved+child");
+    assert_eq!(mf2.refcount(parent2.pte(A).unwrap().off), 3);
+}

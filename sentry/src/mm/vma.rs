@@ -1,9 +1,12 @@
 //! Virtual memory areas: the ranges of an address space and what backs
 //! them (compare Linux `struct vm_area_struct`).
 
+use std::sync::Arc;
+
 use checkpoints::Stateify;
 
 use crate::platform::Prot;
+use crate::vfs::overlay::Node;
 use crate::vfs::MappedFile;
 
 /// `Prot` (a platform type) saved as its `PROT_*` bits.
@@ -50,11 +53,13 @@ pub struct Vma {
     #[state(with = "prot_state")]
     pub prot: Prot,
     /// The most `mprotect` may grant (Linux `VM_MAY*`): a shared file
-    /// mapping never gets write (see `MemoryManager::mmap`).
+    /// mapping gets write only if its fd was open for writing (see
+    /// `MemoryManager::mmap`).
     #[state(with = "prot_state")]
     pub max_prot: Prot,
     /// `MAP_SHARED`: pages are shared with other address spaces after
-    /// fork (never copy-on-write).
+    /// fork (never copy-on-write); for an overlay file, they are the
+    /// file's shared pages (see [`Vma::shared_node`]).
     pub shared: bool,
     /// `MAP_GROWSDOWN` (recorded and shown; stacks are mapped at full size
     /// so no growth happens).
@@ -82,6 +87,16 @@ impl Vma {
 
     pub fn is_anonymous(&self) -> bool {
         matches!(self.backing, VmaBacking::Anonymous)
+    }
+
+    /// The overlay file whose shared pages back this VMA: a `MAP_SHARED`
+    /// mapping of an overlay file (compare Linux `vma->vm_file->f_mapping`
+    /// for `VM_SHARED`).
+    pub fn shared_node(&self) -> Option<&Arc<Node>> {
+        match &self.backing {
+            VmaBacking::File { file, .. } if self.shared => file.overlay_node(),
+            _ => None,
+        }
     }
 
     /// The file offset backing guest address `addr` (file VMAs).

@@ -4,7 +4,8 @@
 //! A `MappedFile` names the *file*, not an open file description: it keeps
 //! no offset and no status flags, and it stays valid after the fd it was
 //! obtained from is closed (like the `vm_file` reference a Linux VMA
-//! holds; compare mm/mmap.c). Reads see the file's current contents.
+//! holds; compare mm/mmap.c). Reads see the file's current contents,
+//! including stores through shared mappings of an overlay file.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -131,6 +132,16 @@ impl MappedFile {
         match &*self.inner {
             MappedInner::Host(h) => h.dev,
             MappedInner::Overlay { node, .. } => node.dev(),
+        }
+    }
+
+    /// The overlay node of an overlay file (`None` for a host file): a
+    /// `MAP_SHARED` mapping maps the node's shared pages
+    /// ([`Node::shared_page`]).
+    pub fn overlay_node(&self) -> Option<&Arc<Node>> {
+        match &*self.inner {
+            MappedInner::Host(_) => None,
+            MappedInner::Overlay { node, .. } => Some(node),
         }
     }
 

@@ -7,7 +7,9 @@
 //! directories that replaced a lower one. Regular files are copied up
 //! (their whole data read into memory) on the first write, truncate,
 //! chmod, chown, utimes or hard link. The host directory is only ever
-//! opened read-only. Compare Linux fs/overlayfs (dir.c for the namespace
+//! opened read-only. The pages `MAP_SHARED` mappings of a file fault are
+//! kept per node (`shared_pages.rs`) and are that file range's contents
+//! from then on. Compare Linux fs/overlayfs (dir.c for the namespace
 //! operations, readdir.c for the merged listing).
 //!
 //! Lock order: `Overlay::tree` → `Node::state` (parent before child; a
@@ -16,6 +18,7 @@
 pub mod budget;
 pub mod lower;
 pub mod node;
+pub mod shared_pages;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

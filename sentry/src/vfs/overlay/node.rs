@@ -12,8 +12,13 @@
 //! created in the sandbox gets the overlay's synthetic device and an inode
 //! number from the overlay's counter.
 //!
+//! Shared mappings: the pages `MAP_SHARED` mappings fault are kept in
+//! `NodeState::shared` ([`SharedPages`]), authoritative for their range:
+//! reads, writes and truncates go through them.
+//!
 //! Lock order: `Overlay::tree` → parent `Node::state` → child
-//! `Node::state` → `Node::lower_file`.
+//! `Node::state` → `Node::lower_file`; `MemoryManager` → `Node::state` →
+//! `MemoryFile` (shared pages).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -23,9 +28,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use checkpoints::Stateify;
 
 use crate::errno::{Errno, SysResult};
+use crate::mm::{MemoryFile, PAGE_SIZE};
 use crate::vfs::lock::FileLocks;
 use crate::vfs::overlay::budget::Budget;
 use crate::vfs::overlay::lower;
+use crate::vfs::overlay::shared_pages::SharedPages;
 use crate::vfs::overlay::Layers;
 use crate::vfs::pipe::Pipe;
 use crate::vfs::stat::{FileType, Stat, Timespec};
@@ -78,8 +85,12 @@ pub struct NodeState {
     pub lower_blocks: u64,
     /// Data (and, for directories, entries) are authoritative in memory.
     pub copied_up: bool,
-    /// Regular-file contents once copied up.
+    /// Regular-file contents once copied up; its length is the file size
+    /// (also while pages are shared). Stale where `shared` has a page.
     pub data: Vec<u8>,
+    /// Pages of the file mapped by `MAP_SHARED` mappings: authoritative
+    /// for their range (see `shared_pages.rs`).
+    pub shared: SharedPages,
     /// Symlink target (read from the host on first use for lower links).
     pub target: Option<Vec<u8>>,
     /// Directory state, for directories.
@@ -183,6 +194,7 @@ impl Node {
                 lower_blocks: st.blocks.max(0) as u64,
                 copied_up: false,
                 data: Vec::new(),
+                shared: SharedPages::default(),
                 target: None,
                 dir,
                 fifo: None,
@@ -232,6 +244,7 @@ impl Node {
                 lower_blocks: 0,
                 copied_up: true,
                 data: Vec::new(),
+                shared: SharedPages::default(),
                 target,
                 dir,
                 fifo: None,
@@ -328,20 +341,19 @@ impl Node {
         Ok(file)
     }
 
-    /// Reads file data at `off`.
+    /// Reads file data at `off` (shared pages, where there are some, then
+    /// the in-memory data or the lower file).
     pub fn read_at(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
         let s = self.lock();
         if s.ftype != FileType::Regular {
             return Err(Errno::EINVAL.because("read of a non-regular overlay node"));
         }
+        if !s.shared.is_empty() {
+            // Keep the lock: the pages and the data must be read at once.
+            return self.read_locked(&s, off, buf);
+        }
         if s.copied_up {
-            let len = s.data.len() as u64;
-            if off >= len {
-                return Ok(0);
-            }
-            let n = buf.len().min((len - off) as usize);
-            buf[..n].copy_from_slice(&s.data[off as usize..off as usize + n]);
-            return Ok(n);
+            return self.read_locked(&s, off, buf);
         }
         let Some(rel) = s.lower.clone() else {
             return Ok(0);
@@ -351,6 +363,71 @@ impl Node {
         let f = self.lower_file(&rel, size, mtime)?;
         f.read_at(buf, off)
             .map_err(|_| Errno::EIO.because("host read of lower file failed"))
+    }
+
+    /// Reads file data at `off` with the state locked.
+    fn read_locked(&self, s: &NodeState, off: u64, buf: &mut [u8]) -> SysResult<usize> {
+        let n = if s.copied_up {
+            let len = s.data.len() as u64;
+            if off >= len {
+                return Ok(0);
+            }
+            let n = buf.len().min((len - off) as usize);
+            buf[..n].copy_from_slice(&s.data[off as usize..off as usize + n]);
+            n
+        } else {
+            let Some(rel) = &s.lower else {
+                return Ok(0);
+            };
+            let f = self.lower_file(rel, s.lower_size, s.mtime)?;
+            f.read_at(buf, off)
+                .map_err(|_| Errno::EIO.because("host read of lower file failed"))?
+        };
+        s.shared.read_into(off, &mut buf[..n])?;
+        Ok(n)
+    }
+
+    /// The memory-file page backing page `index` of the file for a
+    /// `MAP_SHARED` mapping, with one reference for the caller's
+    /// page-table entry (created from the file's contents on first use;
+    /// see [`SharedPages`]). `ENXIO` if the page lies wholly beyond the
+    /// end of file (the fault is `SIGBUS`), `ENOMEM` if the memory file
+    /// cannot grow.
+    pub fn shared_page(&self, mf: &Arc<MemoryFile>, index: u64) -> SysResult<u64> {
+        let mut s = self.lock();
+        if s.ftype != FileType::Regular {
+            return Err(Errno::ENODEV.because("shared mapping of a non-regular node"));
+        }
+        let size = if s.copied_up {
+            s.data.len() as u64
+        } else {
+            s.lower_size
+        };
+        if index.saturating_mul(PAGE_SIZE) >= size {
+            return Err(Errno::ENXIO.because("shared page beyond the end of file"));
+        }
+        let mut page = Vec::new();
+        if s.shared.page(index).is_none() {
+            page.resize(PAGE_SIZE as usize, 0u8);
+            let mut done = 0;
+            while done < page.len() {
+                let at = index * PAGE_SIZE + done as u64;
+                let n = self.read_locked(&s, at, &mut page[done..])?;
+                if n == 0 {
+                    break;
+                }
+                done += n;
+            }
+        }
+        s.shared.get_or_create(mf, index, |buf| {
+            buf.copy_from_slice(&page);
+            Ok(())
+        })
+    }
+
+    /// Number of the file's pages held for shared mappings.
+    pub fn shared_pages(&self) -> usize {
+        self.lock().shared.len()
     }
 
     /// Copies the node up: from now on its data and metadata are sentry
@@ -432,9 +509,11 @@ impl Node {
             return Ok(0);
         }
         if (s.data.len() as u64) < end {
+            s.shared.zero_tail(s.data.len() as u64)?;
             resize(&self.layers.budget, &mut s.data, end as usize)?;
         }
         s.data[off as usize..end as usize].copy_from_slice(buf);
+        s.shared.write(off, buf)?;
         let now = Timespec::now();
         s.mtime = now;
         s.ctime = now;
@@ -453,6 +532,12 @@ impl Node {
             return Err(Errno::EFBIG.because("overlay file size limit"));
         }
         self.copy_up_locked(&mut s)?;
+        let old = s.data.len() as u64;
+        if len > old {
+            s.shared.zero_tail(old)?;
+        } else {
+            s.shared.truncate(len)?;
+        }
         resize(&self.layers.budget, &mut s.data, len as usize)?;
         let now = Timespec::now();
         s.mtime = now;
@@ -630,5 +715,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         self.layers.budget.credit(s.data.len() as u64);
+        s.shared.release();
     }
 }
