@@ -7,6 +7,8 @@ need=()
 command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+# sqlite3's WAL mode is a test of shared writable file mappings.
+[ -x /usr/bin/sqlite3 ] || need+=(sqlite3)
 # Static glibc for the C guests built with `gcc -static`.
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 
