@@ -6,8 +6,8 @@
  * mmaps of the file alias, a forked child and its parent exchange data
  * through the mapping, a read-only mapping sees later writes and cannot
  * gain PROT_WRITE, a file grown by ftruncate maps its new page, access
- * beyond the end of file is SIGBUS, and after munmap and reopen the data
- * is in the file.
+ * beyond the end of file is SIGBUS, a /dev/shm file is shared the same
+ * way, and after munmap and reopen the data is in the file.
  *
  * "ckpt": a parent and a forked child play ping-pong through one shared
  * page forever, the parent printing "round N ok" (or "BAD") every 100 ms
@@ -189,6 +189,24 @@ int main(int argc, char **argv) {
     waitpid(c, &st, 0);
     printf("beyond eof: signaled %d sig %d\n", WIFSIGNALED(st),
            WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+
+    /* A /dev/shm file (what shm_open opens) is shared the same way. */
+    char shm_path[64];
+    snprintf(shm_path, sizeof shm_path, "/dev/shm/shared_mmap_%d", getpid());
+    int sfd = open(shm_path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (sfd < 0 || ftruncate(sfd, PG) != 0) die("shm open");
+    char *s = mmap(0, PG, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+    if (s == MAP_FAILED) die("shm mmap");
+    c = fork();
+    if (c == 0) {
+        strcpy(s + 8, "from the child via /dev/shm");
+        _exit(0);
+    }
+    waitpid(c, &st, 0);
+    show("dev shm", s + 8, 27);
+    munmap(s, PG);
+    close(sfd);
+    unlink(shm_path);
 
     /* After munmap and reopen, the data is in the file. */
     munmap(m, 2 * PG);

@@ -21,6 +21,10 @@ impl MemoryManager {
     /// pages touched later by either side are the same pages. The child's
     /// page table starts with nothing mapped in its (fresh, empty) stub;
     /// its pages fault in read-only and are copied on its first write.
+    /// `MAP_SHARED` file VMAs of overlay files need no population: both
+    /// sides fault the file's shared pages (`vfs/overlay/shared_pages.rs`),
+    /// the same pages, and the child inherits references to those already
+    /// in the parent's page table.
     /// `MADV_DONTFORK` ranges are left out of the child, `MADV_WIPEONFORK`
     /// ranges come back empty (zero-filled on touch).
     pub fn fork(&mut self, ctx: &mut dyn Context) -> SysResult<MemoryManager> {

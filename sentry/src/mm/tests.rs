@@ -805,29 +805,48 @@ fn shared_file_mapping_of_a_read_only_fd_never_gets_write() {
     assert!(mm.mprotect(&mut ctx, A + P, P, RW).is_ok());
 }
 
+/// Linux unmaps truncated pages everywhere; the sentry keeps a still
+/// mapped page in the file (zeroed), so mapping and file keep agreeing
+/// when the file grows again, frees it once nobody maps it, and faults
+/// beyond the end of file are `SIGBUS`.
 #[test]
-fn truncate_takes_pages_out_of_the_file_and_a_later_fault_sees_the_new_page() {
+fn truncate_keeps_mapped_pages_coherent_and_frees_unmapped_ones() {
     let (mf, mut mm, mut ctx) = setup();
     let (_tmp, node) = overlay_file(&[b'a'; 2 * P as usize]);
     mm.mmap(&mut ctx, shared_file(&node, A, 2 * P, true))
         .unwrap();
     ctx.guest_write(&mut mm, &mf, A + P, b"old").unwrap();
-    let old = mm.pte(A + P).unwrap().off;
+    let page = mm.pte(A + P).unwrap().off;
     node.truncate(P + 2).unwrap();
-    let tail = file_bytes(&node, P, 8);
+    let cut = file_bytes(&node, P, 8);
     node.truncate(P).unwrap();
-    let kept_while_mapped = mf.refcount(old);
-    node.truncate(2 * P).unwrap();
-    mm.madvise(&mut ctx, A, 2 * P, libc::MADV_DONTNEED).unwrap();
-    let fresh = ctx.guest_read(&mut mm, &mf, A + P, 3).unwrap();
-    assert_eq!(tail, b"ol", "the partial page is cut at the new size");
-    assert_eq!(kept_while_mapped, 1, "the mapper still holds it");
-    assert_eq!(fresh, vec![0; 3], "the regrown file reads zero");
-    assert_eq!(mf.refcount(old), 0, "the stale page is gone");
+    node.write_at(P + 1, b"new").unwrap();
+    let seen = ctx.guest_read(&mut mm, &mf, A + P, 4).unwrap();
     node.truncate(P).unwrap();
-    mm.madvise(&mut ctx, A, 2 * P, libc::MADV_DONTNEED).unwrap();
-    let beyond = mm.handle_fault(&mut ctx, A + P, None).unwrap_err();
-    assert!(matches!(beyond, FaultError::BeyondEof));
+    let kept_while_mapped = mf.refcount(page);
+    mm.munmap(&mut ctx, A, 2 * P).unwrap();
+    node.truncate(P).unwrap();
+    assert_eq!(cut, b"ol", "the partial page is cut at the new size");
+    assert_eq!(seen, b"\0new", "regrown file and mapping agree");
+    assert_eq!(kept_while_mapped, 2, "file and mapping hold it");
+    assert_eq!(mf.refcount(page), 0, "freed once nobody maps it");
+    assert_eq!(node.shared_pages(), 1);
+}
+
+#[test]
+fn a_new_fault_beyond_the_end_of_a_shared_file_is_sigbus() {
+    let (mf, mut mm, mut ctx) = setup();
+    let (_tmp, node) = overlay_file(&[b'a'; 2 * P as usize]);
+    mm.mmap(&mut ctx, shared_file(&node, A, 3 * P, true))
+        .unwrap();
+    ctx.guest_read(&mut mm, &mf, A, 1).unwrap();
+    node.truncate(P).unwrap();
+    mm.madvise(&mut ctx, A, 3 * P, libc::MADV_DONTNEED).unwrap();
+    let second = mm.handle_fault(&mut ctx, A + P, None).unwrap_err();
+    let third = mm.handle_fault(&mut ctx, A + 2 * P, None).unwrap_err();
+    assert!(matches!(second, FaultError::BeyondEof));
+    assert!(matches!(third, FaultError::BeyondEof));
+    assert_eq!(second.signal(), Some((libc::SIGBUS, 2)));
 }
 
 #[test]

@@ -509,7 +509,7 @@ impl Node {
             return Ok(0);
         }
         if (s.data.len() as u64) < end {
-            s.shared.zero_tail(s.data.len() as u64)?;
+            s.shared.grow(s.data.len() as u64, end)?;
             resize(&self.layers.budget, &mut s.data, end as usize)?;
         }
         s.data[off as usize..end as usize].copy_from_slice(buf);
@@ -534,7 +534,7 @@ impl Node {
         self.copy_up_locked(&mut s)?;
         let old = s.data.len() as u64;
         if len > old {
-            s.shared.zero_tail(old)?;
+            s.shared.grow(old, len)?;
         } else {
             s.shared.truncate(len)?;
         }

@@ -12,12 +12,20 @@
 //!
 //! References: the table holds one reference to each of its pages; every
 //! page-table entry mapping one holds another (taken by
-//! [`SharedPages::get_or_create`] for the caller). A truncate drops the
-//! table's references of the pages beyond the new end of file; the pages
-//! stay alive while some address space still maps them (never a freed
-//! page left mapped), and the next fault of such an address space at
-//! that page finds the file's page changed and replaces it (see
-//! `mm/fault.rs`). The node's `Drop` releases the rest.
+//! [`SharedPages::get_or_create`] for the caller). The node's `Drop`
+//! releases the table's references.
+//!
+//! Truncate: Linux (`truncate_pagecache`) unmaps the pages beyond the new
+//! end of file from every mapping, so a later access is `SIGBUS`. The
+//! sentry cannot reach into other address spaces' stubs from the
+//! truncating task (each stub is driven by its own tracer thread), so:
+//! a page wholly beyond the new end that nobody maps (reference count 1,
+//! the table's) is freed; one still mapped is zeroed and *kept* in the
+//! table, so the mappers and the file keep agreeing if the file grows
+//! again (never a freed page left mapped, never two pages for one file
+//! range). New faults beyond the end of file are `SIGBUS` as in Linux;
+//! stores through pages that were already mapped are not (they land in
+//! the zeroed page and are zeroed again when the file grows over them).
 //!
 //! Checkpoint: the table is saved with its node (offsets only); the pages'
 //! contents are memory-file pages with a non-zero reference count, so
@@ -139,37 +147,42 @@ impl SharedPages {
         })
     }
 
-    /// The file is about to grow from `old_size`: the bytes of its last
-    /// partial page beyond `old_size` (stores through a mapping beyond
-    /// the end of file, which never belonged to the file) become zero, as
-    /// the file's new bytes must read.
-    pub fn zero_tail(&self, old_size: u64) -> SysResult<()> {
-        let in_page = old_size % PAGE_SIZE;
-        if in_page == 0 {
-            return Ok(());
-        }
-        match (&self.mf, self.page(old_size / PAGE_SIZE)) {
-            (Some(mf), Some(page)) => mf.zero(page + in_page, PAGE_SIZE - in_page),
-            _ => Ok(()),
-        }
+    /// The file grows from `old_size` to `new_size`: the shared bytes in
+    /// between (stores through a mapping beyond the end of file, which
+    /// never belonged to the file) become zero, as the file's new bytes
+    /// must read (the caller then writes what it writes).
+    pub fn grow(&self, old_size: u64, new_size: u64) -> SysResult<()> {
+        let Some(mf) = &self.mf else { return Ok(()) };
+        let len = new_size.saturating_sub(old_size);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        self.for_each_in(old_size, len, |page, in_page, r| {
+            mf.zero(page + in_page, r.len() as u64)
+        })
     }
 
-    /// The file shrinks to `size` (Linux `truncate_inode_pages`): pages
-    /// wholly beyond it leave the table (their mappers keep them until
-    /// they unmap or fault again), the partial last page is zeroed beyond
-    /// `size`.
+    /// The file shrinks to `size` (compare Linux `truncate_inode_pages`;
+    /// see the module docs for what differs): a page wholly beyond it is
+    /// freed if nobody maps it, else zeroed and kept; the partial last
+    /// page is zeroed beyond `size`.
     pub fn truncate(&mut self, size: u64) -> SysResult<()> {
         let Some(mf) = self.mf.clone() else {
             return Ok(());
         };
         let keep = size.div_ceil(PAGE_SIZE);
-        let gone: Vec<u64> = self.pages.range(keep..).map(|(&i, _)| i).collect();
-        for i in gone {
-            if let Some(page) = self.pages.remove(&i) {
+        let beyond: Vec<(u64, u64)> = self.pages.range(keep..).map(|(&i, &p)| (i, p)).collect();
+        for (i, page) in beyond {
+            if mf.refcount(page) <= 1 {
+                self.pages.remove(&i);
                 mf.decref(page, 1);
+            } else {
+                mf.zero(page, PAGE_SIZE)?;
             }
         }
-        self.zero_tail(size)
+        let in_page = size % PAGE_SIZE;
+        match self.page(size / PAGE_SIZE) {
+            Some(page) if in_page != 0 => mf.zero(page + in_page, PAGE_SIZE - in_page),
+            _ => Ok(()),
+        }
     }
 
     /// Drops every page (the node is going away).
@@ -227,18 +240,39 @@ mod tests {
     }
 
     #[test]
-    fn truncate_drops_pages_beyond_and_zeroes_the_partial_tail() {
+    fn truncate_frees_unmapped_pages_and_zeroes_mapped_ones() {
         let mf = mf();
         let mut t = SharedPages::default();
         let p0 = t.get_or_create(&mf, 0, fill_with(9)).unwrap();
         let p1 = t.get_or_create(&mf, 1, fill_with(9)).unwrap();
+        let p2 = t.get_or_create(&mf, 2, fill_with(9)).unwrap();
+        mf.decref(p2, 1); // its mapper went away
         t.truncate(10).unwrap();
-        let mut buf = [1u8; 12];
-        mf.read(p0, &mut buf).unwrap();
-        assert_eq!(t.len(), 1);
-        assert_eq!(mf.refcount(p1), 1, "the mapper's reference is kept");
-        assert_eq!(buf[..10], [9u8; 10]);
-        assert_eq!(buf[10..], [0u8; 2]);
+        let mut head = [1u8; 12];
+        mf.read(p0, &mut head).unwrap();
+        let mut mapped = [1u8; 4];
+        mf.read(p1 + 100, &mut mapped).unwrap();
+        assert_eq!(head[..10], [9u8; 10]);
+        assert_eq!(head[10..], [0u8; 2], "partial page cut at the size");
+        assert_eq!(t.page(1), Some(p1), "still mapped: kept");
+        assert_eq!(mapped, [0u8; 4], "and zeroed");
+        assert_eq!(t.page(2), None);
+        assert_eq!(mf.refcount(p2), 0, "unmapped: freed");
+    }
+
+    #[test]
+    fn growing_zeroes_bytes_stored_beyond_the_old_end() {
+        let mf = mf();
+        let mut t = SharedPages::default();
+        let p0 = t.get_or_create(&mf, 0, fill_with(5)).unwrap();
+        let p1 = t.get_or_create(&mf, 1, fill_with(5)).unwrap();
+        t.grow(100, PAGE_SIZE + 2).unwrap();
+        let mut a = [1u8; 2];
+        mf.read(p0 + 99, &mut a).unwrap();
+        let mut b = [1u8; 3];
+        mf.read(p1, &mut b).unwrap();
+        assert_eq!(a, [5, 0]);
+        assert_eq!(b, [0, 0, 5]);
     }
 
     #[test]
