@@ -74,8 +74,11 @@ fn round(line: &str) -> u64 {
     f[1].parse().expect("round number")
 }
 
-#[test]
-fn parent_and_child_still_share_a_file_mapping_after_restore() {
+/// Runs the ping-pong guest, checkpoints it after round 3, restores it
+/// with `--memory MODE` and checks that the next five rounds follow on
+/// and are all `ok` (the parent's page, the child's page and the file
+/// are one page again).
+fn ping_pong_across_restore(mode: &str) {
     let env = Env::new();
     let g = guest("shared_mmap", Link::Static);
     let mut sb = env.run("shm", &[path_str(&g), "ckpt"]);
@@ -92,11 +95,23 @@ fn parent_and_child_still_share_a_file_mapping_after_restore() {
         .find(|l| l.starts_with("round"))
         .map(|l| round(l))
         .expect("a round before the checkpoint");
-    let mut rs = env.restore(&img, "shm-restored");
+    let mut rs = env.restore_with(&img, "shm-restored", &["--memory", mode]);
     let after: Vec<u64> = (0..5)
         .map(|_| round(&rs.next_line(Duration::from_secs(20))))
         .collect();
 
     assert_eq!(code, Some(0), "sbx run exits 0 once checkpointed");
     assert_eq!(after, (last + 1..last + 6).collect::<Vec<u64>>());
+}
+
+#[test]
+fn parent_and_child_still_share_a_file_mapping_after_restore() {
+    ping_pong_across_restore("eager");
+}
+
+/// Pages of the shared file load on first access: through the fault path
+/// for the stubs and through `pread` for the file.
+#[test]
+fn shared_file_pages_load_on_demand_after_restore() {
+    ping_pong_across_restore("on-demand");
 }
