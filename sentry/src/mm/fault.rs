@@ -1,13 +1,14 @@
 //! Demand faulting and copy-on-write (compare Linux mm/memory.c
 //! `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`, `do_fault_around`).
 
+use std::sync::Arc;
+
 use super::manager::{page_down, MemoryManager, Pte};
 use super::memfile::PAGE_SIZE;
 use super::vma::{Vma, VmaBacking};
 use crate::errno::{Errno, SysResult};
 use crate::platform::{Context, PlatformError, Prot};
 use crate::vfs::overlay::Node;
-use std::sync::Arc;
 
 /// Pages mapped around a faulting page (an aligned window, clipped to the
 /// VMA), like Linux `fault_around_bytes` (64 KiB).
@@ -274,10 +275,12 @@ impl MemoryManager {
     /// [`MemoryManager::populate_range`] for a `MAP_SHARED` mapping of an
     /// overlay file: every page of `[lo, hi)` gets the file's shared page
     /// (compare Linux `filemap_fault`; no copy-on-write: `break_cow`
-    /// skips shared VMAs). An entry that no longer holds the file's page
-    /// (a truncate dropped it from the file while this address space kept
-    /// it, or a restore) is replaced; the stub's old mapping of it is
-    /// forgotten (`stub = None`) so `map_present` maps the new one over it.
+    /// skips shared VMAs). Entries already present are checked against
+    /// the file's page: the file never drops a page an entry holds (see
+    /// `vfs/overlay/shared_pages.rs`), but should they differ the entry is
+    /// replaced and the stub's mapping of it forgotten (`stub = None`), so
+    /// `map_present` maps the file's page over it: a mapping never keeps
+    /// a page the file no longer has.
     fn populate_shared(
         &mut self,
         vma: &Vma,
@@ -376,8 +379,8 @@ impl MemoryManager {
 
     /// Makes sure the page at `page` (inside `vma`) has an entry, for the
     /// sentry's own access (copy-in/out); nothing is mapped in the stub.
-    /// A shared overlay-file page is looked up in the file every time (the
-    /// entry may hold a page a truncate took out of the file).
+    /// A shared overlay-file page is checked against the file every time
+    /// (see `populate_shared`).
     pub(super) fn populate_page(&mut self, vma: &Vma, page: u64) -> SysResult<u64> {
         if let Some(p) = self.ptes.get(&page) {
             if vma.shared_node().is_none() {
