@@ -9,7 +9,8 @@
 //!
 //! Sharing: the tasks of one process share it as `Arc<Mutex<MemoryManager>>`;
 //! every method takes `&mut self`, so the caller holds that lock.
-//! Lock order: `MemoryManager` → `MemoryFile` allocator.
+//! Lock order: `MemoryManager` → overlay `Node::state` (shared file
+//! pages) → `MemoryFile` allocator.
 //!
 //! Invariants:
 //! - VMAs are page-aligned, non-empty, non-overlapping, keyed by start.

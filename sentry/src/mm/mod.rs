@@ -18,8 +18,10 @@
 //!   `e.signal()`.
 //! - guest memory: only through `copy_in`/`copy_out`/`read_cstring`/… .
 //!
-//! Lock order: `MemoryManager` (the caller's mutex) → `MemoryFile`
-//! allocator (internal).
+//! Lock order: `MemoryManager` (the caller's mutex) → an overlay
+//! `Node::state` (shared file pages, `vfs/overlay/shared_pages.rs`) →
+//! `MemoryFile` allocator (internal); a lazy restore's chunk locks nest
+//! inside any of them (`lazy.rs`).
 
 mod fault;
 mod fork;

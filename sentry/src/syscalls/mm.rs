@@ -86,8 +86,9 @@ pub fn madvise(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     r.map(|_| 0)
 }
 
-/// `msync(addr, len, flags)`: there is no writable shared file mapping to
-/// flush (see `MemoryManager::mmap`), so it validates and succeeds.
+/// `msync(addr, len, flags)`: a shared file mapping's pages *are* the
+/// file's data (overlay shared pages, `vfs/overlay/shared_pages.rs`), so
+/// there is nothing to flush; it validates and succeeds.
 pub fn msync(t: &mut TaskRunner, a: [u64; 6]) -> SysResult<u64> {
     const MS_ASYNC: u64 = 1;
     const MS_INVALIDATE: u64 = 2;
