@@ -62,6 +62,8 @@ pub enum RestoreError {
     MemoryLost(#[source] crate::mm::lazy::ChunkLost),
     #[error("the restored kernel is still shared after load (internal error)")]
     Shared,
+    #[error("the restored memory file already has a lazy table (internal error)")]
+    LazyTwice,
     #[error("the restored state has no init process")]
     NoInit,
     #[error("host file {path} changed or vanished since the checkpoint: {errno}")]
@@ -188,10 +190,10 @@ pub fn load(path: &Path, opts: &LoadOptions<'_>) -> Result<LoadedImage, RestoreE
 
     let mf = snap.kernel.mf.clone();
     report.memory_stored_bytes = img.manifest().memory_stored_len;
-    report.memory_bytes = img.manifest().chunks.iter().map(|c| c.raw_len).sum();
     report.memory_mode = opts.memory;
     let figures = super::restore_memory::prepare(img, &mf, opts.memory, opts.progress)?;
     drop(mf);
+    report.memory_bytes = figures.bytes;
     report.memory_verify = figures.verify;
     report.memory_load = figures.load;
 
@@ -313,18 +315,20 @@ impl LoadedImage {
                 let (tx, rx) = std::sync::mpsc::channel::<Result<(), RestoreError>>();
                 let kernel = self.kernel.clone();
                 let go = go.clone();
-                spawn_task_thread(tid, move || {
-                    let Some(runner) = make_runner(kernel, task, origin, &tx) else {
-                        return;
-                    };
-                    let _ = tx.send(Ok(()));
-                    if go.wait() {
-                        runner.run();
-                    }
-                    // Otherwise the restore failed: the runner (and its
-                    // stub) is dropped without running guest code.
-                })
-                .map_err(|source| RestoreError::Spawn { tid, source })?;
+                std::thread::Builder::new()
+                    .name(format!("task-{tid}"))
+                    .spawn(move || {
+                        let Some(runner) = make_runner(kernel, task, origin, &tx) else {
+                            return;
+                        };
+                        let _ = tx.send(Ok(()));
+                        if go.wait() {
+                            runner.run();
+                        }
+                        // Otherwise the restore failed: the runner (and its
+                        // stub) is dropped without running guest code.
+                    })
+                    .map_err(|source| RestoreError::Spawn { tid, source })?;
                 pending.push(rx);
             }
         }
@@ -367,16 +371,6 @@ impl LoadedImage {
         tracing::info!(tasks = self.report.tasks, "sandbox restored");
         Ok((self.kernel, self.report))
     }
-}
-
-/// Spawns the host thread of restored task `tid`.
-fn spawn_task_thread(
-    tid: Pid,
-    f: impl FnOnce() + Send + 'static,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("task-{tid}"))
-        .spawn(f)
 }
 
 /// The one-shot decision every restored task thread waits for: run the

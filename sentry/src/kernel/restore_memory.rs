@@ -71,6 +71,8 @@ pub struct MemoryFigures {
     pub verify: Duration,
     /// Copying before the guest starts (`eager` only).
     pub load: Duration,
+    /// Bytes of memory in the image's chunks (zero pages not counted).
+    pub bytes: u64,
 }
 
 /// The image's chunks, loaded one at a time with per-thread scratch.
@@ -124,6 +126,7 @@ pub fn prepare(
     .map_err(image_err)?;
     let mut figures = MemoryFigures {
         verify: t.elapsed(),
+        bytes: img.manifest().chunks.iter().map(|c| c.raw_len).sum(),
         ..Default::default()
     };
     let table: Vec<Vec<(u64, u64)>> = img
@@ -136,11 +139,11 @@ pub fn prepare(
         img,
         scratch: Mutex::new(Vec::new()),
     });
-    let total = img_total(&table);
+    let total = figures.bytes;
     let lazy =
         Arc::new(LazyMemory::new(table, mf.size(), source).map_err(RestoreError::MemoryTable)?);
     if !mf.set_lazy(lazy.clone()) {
-        return Err(RestoreError::Shared);
+        return Err(RestoreError::LazyTwice);
     }
     if mode == MemoryLoad::Eager {
         let t = Instant::now();
@@ -154,11 +157,6 @@ pub fn prepare(
         figures.load = t.elapsed();
     }
     Ok(figures)
-}
-
-/// Bytes of memory a chunk table covers.
-fn img_total(table: &[Vec<(u64, u64)>]) -> u64 {
-    table.iter().flatten().map(|&(_, l)| l).sum()
 }
 
 /// Copies every chunk in with one thread per core, reporting the bytes

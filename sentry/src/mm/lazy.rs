@@ -215,24 +215,8 @@ impl LazyMemory {
     /// loads every pending chunk with a run overlapping it, through
     /// `write`. Errs if one of them cannot be loaded (now or earlier).
     pub fn ensure(&self, off: u64, len: u64, write: RunWriter<'_>) -> Result<(), ChunkLost> {
-        if self.is_complete() {
-            return self.check_failed(off, len);
-        }
-        let end = off.saturating_add(len);
-        let mut i = self.runs.partition_point(|r| r.offset + r.len <= off);
-        while let Some(r) = self.runs.get(i) {
-            if r.offset >= end {
-                break;
-            }
-            self.load(r.chunk, write, Why::Access)?;
-            i += 1;
-        }
-        Ok(())
-    }
-
-    /// After completion, only failed chunks can make an access fail.
-    fn check_failed(&self, off: u64, len: u64) -> Result<(), ChunkLost> {
-        if self.failed.load(Ordering::Relaxed) == 0 {
+        // Once complete, only a failed chunk can make an access fail.
+        if self.is_complete() && self.failed.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
         let end = off.saturating_add(len);
@@ -241,9 +225,7 @@ impl LazyMemory {
             if r.offset >= end {
                 break;
             }
-            if self.slots[r.chunk].state.load(Ordering::Acquire) == FAILED {
-                return Err(lost(r.chunk, "an earlier load failed"));
-            }
+            self.load(r.chunk, write, Why::Access)?;
             i += 1;
         }
         Ok(())
@@ -281,19 +263,24 @@ impl LazyMemory {
         first.map_or(Ok(()), Err)
     }
 
-    fn load(&self, chunk: usize, write: RunWriter<'_>, why: Why) -> Result<(), ChunkLost> {
-        let slot = &self.slots[chunk];
-        match slot.state.load(Ordering::Acquire) {
-            LOADED => return Ok(()),
-            FAILED => return Err(lost(chunk, "an earlier load failed")),
-            _ => {}
+    /// The outcome of chunk `chunk` if it is no longer pending.
+    fn settled(&self, chunk: usize) -> Option<Result<(), ChunkLost>> {
+        match self.slots[chunk].state.load(Ordering::Acquire) {
+            LOADED => Some(Ok(())),
+            FAILED => Some(Err(lost(chunk, "an earlier load failed"))),
+            _ => None,
         }
+    }
+
+    fn load(&self, chunk: usize, write: RunWriter<'_>, why: Why) -> Result<(), ChunkLost> {
+        if let Some(done) = self.settled(chunk) {
+            return done;
+        }
+        let slot = &self.slots[chunk];
         // A panic while loading left the state PENDING; retrying is right.
         let _held = slot.lock.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.state.load(Ordering::Acquire) {
-            LOADED => return Ok(()),
-            FAILED => return Err(lost(chunk, "an earlier load failed")),
-            _ => {}
+        if let Some(done) = self.settled(chunk) {
+            return done;
         }
         let source = self
             .source

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use checkpoints::Stateify;
 use rustix::fs::{FallocateFlags, MemfdFlags};
 
-use super::lazy::{ChunkLost, LazyMemory};
+use super::lazy::{ChunkLost, LazyMemory, RunWriter};
 use super::memfile_map::FileWindow;
 use super::page_alloc::{Fresh, PageAllocator};
 use crate::errno::{Errno, SysResult};
@@ -186,6 +186,15 @@ impl MemoryFile {
         self.lazy.get()
     }
 
+    /// Runs `f` with the lazy table and the writer that fills the window
+    /// from it; `none` for a memory file that was not restored.
+    fn with_lazy<R>(&self, none: R, f: impl FnOnce(&LazyMemory, RunWriter<'_>) -> R) -> R {
+        match self.lazy.get() {
+            Some(l) => f(l, &|o, d| self.fill(o, d)),
+            None => none,
+        }
+    }
+
     /// Writes a loaded run straight into the window (no lazy check: the
     /// loader is the one filling it).
     fn fill(&self, off: u64, data: &[u8]) -> std::io::Result<()> {
@@ -203,10 +212,7 @@ impl MemoryFile {
     /// no-op once everything is loaded, and for sandboxes never restored.
     #[inline]
     fn ensure_loaded(&self, off: u64, len: u64) -> Result<(), ChunkLost> {
-        match self.lazy.get() {
-            Some(l) => l.ensure(off, len, &|o, d| self.fill(o, d)),
-            None => Ok(()),
-        }
+        self.with_lazy(Ok(()), |l, w| l.ensure(off, len, w))
     }
 
     /// Before mapping `[off, off+len)` into a stub: its saved contents
@@ -218,18 +224,12 @@ impl MemoryFile {
     /// Loads the next pending chunk of a lazy restore; `false` when none
     /// is left (the background loader's loop).
     pub fn load_next_chunk(&self) -> bool {
-        match self.lazy.get() {
-            Some(l) => l.load_next(&|o, d| self.fill(o, d)),
-            None => false,
-        }
+        self.with_lazy(false, |l, w| l.load_next(w))
     }
 
     /// Loads every pending chunk now.
     pub fn load_all(&self) -> Result<(), ChunkLost> {
-        match self.lazy.get() {
-            Some(l) => l.load_all(&|o, d| self.fill(o, d)),
-            None => Ok(()),
-        }
+        self.with_lazy(Ok(()), |l, w| l.load_all(w))
     }
 
     /// Makes sure the window covers `[off, off+len)` when that range is
@@ -324,25 +324,23 @@ impl MemoryFile {
     /// never takes the allocator lock). A lost chunk being freed has
     /// nothing to keep.
     fn load_before_free(&self, a: &Alloc, first: u64, npages: u64) {
-        let Some(lazy) = self.lazy.get().filter(|l| !l.is_complete()) else {
-            return;
-        };
-        let mut p = 0;
-        while p < npages {
-            if a.pages.refcount(first + p) != 1 {
-                p += 1;
-                continue;
+        self.with_lazy((), |lazy, write| {
+            if lazy.is_complete() {
+                return;
             }
-            let start = p;
-            while p < npages && a.pages.refcount(first + p) == 1 {
-                p += 1;
+            let mut p = 0;
+            while p < npages {
+                if a.pages.refcount(first + p) != 1 {
+                    p += 1;
+                    continue;
+                }
+                let start = p;
+                while p < npages && a.pages.refcount(first + p) == 1 {
+                    p += 1;
+                }
+                let _ = lazy.ensure((first + start) * PAGE_SIZE, (p - start) * PAGE_SIZE, write);
             }
-            let _ = lazy.ensure(
-                (first + start) * PAGE_SIZE,
-                (p - start) * PAGE_SIZE,
-                &|o, d| self.fill(o, d),
-            );
-        }
+        })
     }
 
     /// Releases the host memory of every free page now.
