@@ -257,4 +257,20 @@ impl TaskRunner {
         drop(p);
         self.task.local().fp = None;
     }
+
+    /// Sleeps while `waiting` holds, at a clean boundary of its own (a
+    /// group stop, a vfork parent's wait): parks in place for a kernel
+    /// pause, otherwise waits for a kick of the task's waiter (whatever
+    /// may end the wait kicks it), and looks again.
+    ///
+    /// Preconditions: as [`TaskRunner::park`].
+    pub(crate) fn wait_at_boundary(&mut self, waiting: impl Fn(&Self) -> bool) {
+        while waiting(self) {
+            if self.kernel.pause.requested() {
+                self.park();
+            } else {
+                self.task.waiter.wait(None);
+            }
+        }
+    }
 }

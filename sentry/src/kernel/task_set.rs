@@ -169,6 +169,21 @@ impl TaskSet {
         pending & !e.mask.0 != 0
     }
 
+    /// Whether `tid`, a thread of `pid`, is being killed: its process is
+    /// gone or exiting as a group, or SIGKILL is pending for the thread or
+    /// the process (Linux `fatal_signal_pending`). What ends the waits
+    /// that nothing else interrupts (a group stop, a vfork parent's).
+    pub fn fatal_pending(&self, pid: Pid, tid: Pid) -> bool {
+        use super::signal::SIGKILL;
+        self.procs
+            .get(&pid)
+            .is_none_or(|p| p.group_exit.is_some() || p.pending.set().has(SIGKILL))
+            || self
+                .tasks
+                .get(&tid)
+                .is_some_and(|e| e.pending.set().has(SIGKILL))
+    }
+
     /// Queues a signal on one thread and wakes it. Applies Linux
     /// `prepare_signal`/`sig_ignored`: ignored unblocked signals are
     /// dropped; SIGCONT/stop signals cancel each other.

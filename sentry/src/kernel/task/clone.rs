@@ -15,8 +15,9 @@
 //! child's pid and the parent waits at its next signal check, a clean
 //! boundary where a checkpoint pause parks it (gVisor's `vforkStop`); the
 //! relation (`TaskEntry::vfork_child`) is saved kernel state, so a
-//! restored parent waits again until the child execs or exits. `CLONE_VM` alone (a process sharing memory without being a
-//! thread or a vfork child) is EINVAL.
+//! restored parent waits again until the child execs or exits. `CLONE_VM`
+//! alone (a process sharing memory without being a thread or a vfork
+//! child) is EINVAL.
 
 use std::sync::{Arc, Mutex};
 
@@ -376,21 +377,11 @@ impl TaskRunner {
     /// pause parks the task here, with `clone`'s result already in its
     /// registers, and the wait goes on after the pause (or the restore).
     pub(super) fn wait_vfork_done(&mut self) {
-        if !self.vfork_pending {
-            return;
-        }
-        loop {
-            if !self.vfork_waiting() {
-                self.vfork_pending = false;
-                return;
-            }
-            if self.kernel.pause.requested() {
-                self.park();
-                continue;
-            }
+        if self.vfork_pending {
             // Woken by the child's exec or exit (`release_vfork_parent`),
             // a SIGKILL, or a pause.
-            self.task.waiter.wait(None);
+            self.wait_at_boundary(Self::vfork_waiting);
+            self.vfork_pending = false;
         }
     }
 
@@ -398,19 +389,9 @@ impl TaskRunner {
     /// being killed).
     fn vfork_waiting(&self) -> bool {
         let ts = self.kernel.tasks();
-        let Some(e) = ts.tasks.get(&self.tid()) else {
-            return false;
-        };
-        if e.vfork_child.is_none() {
-            return false;
-        }
-        let sigkill = super::super::signal::SIGKILL;
-        let killed = ts
-            .procs
-            .get(&self.pid())
-            .is_none_or(|p| p.group_exit.is_some() || p.pending.set().has(sigkill))
-            || e.pending.set().has(sigkill)
-            || e.exit_requested;
-        !killed
+        ts.tasks
+            .get(&self.tid())
+            .is_some_and(|e| e.vfork_child.is_some() && !e.exit_requested)
+            && !ts.fatal_pending(self.pid(), self.tid())
     }
 }

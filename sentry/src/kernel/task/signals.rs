@@ -164,12 +164,7 @@ impl TaskRunner {
             if ts.tasks.get(&tid).is_some_and(|e| e.exit_requested) {
                 return Decision::ExitThread;
             }
-            let has_kill = p.pending.set().has(SIGKILL)
-                || ts
-                    .tasks
-                    .get(&tid)
-                    .is_some_and(|e| e.pending.set().has(SIGKILL));
-            if matches!(p.job, JobState::Stopped { .. }) && !has_kill {
+            if matches!(p.job, JobState::Stopped { .. }) && !ts.fatal_pending(pid, tid) {
                 return Decision::Stop;
             }
             let Some(e) = ts.tasks.get_mut(&tid) else {
@@ -256,31 +251,19 @@ impl TaskRunner {
         }
     }
 
-    /// Group stop: sleep until continued or killed.
+    /// Group stop: sleep until continued or killed (a clean boundary, see
+    /// `kernel::pause`).
     fn stopped(&mut self) {
-        loop {
-            {
-                let ts = self.kernel.tasks();
-                let Some(p) = ts.procs.get(&self.pid()) else {
-                    return;
-                };
-                let killed = p.group_exit.is_some()
-                    || p.pending.set().has(SIGKILL)
-                    || ts
-                        .tasks
-                        .get(&self.tid())
-                        .is_some_and(|e| e.pending.set().has(SIGKILL));
-                if killed || !matches!(p.job, JobState::Stopped { .. }) {
-                    return;
-                }
-            }
-            if self.kernel.pause.requested() {
-                // Stopped is a clean boundary too (see `kernel::pause`).
-                self.park();
-                continue;
-            }
-            self.task.waiter.wait(None);
-        }
+        self.wait_at_boundary(Self::stop_holds);
+    }
+
+    /// Whether this task's process is still stopped and not being killed.
+    fn stop_holds(&self) -> bool {
+        let ts = self.kernel.tasks();
+        ts.procs
+            .get(&self.pid())
+            .is_some_and(|p| matches!(p.job, JobState::Stopped { .. }))
+            && !ts.fatal_pending(self.pid(), self.tid())
     }
 
     /// Applies the restart rules to a syscall interrupted by a signal
