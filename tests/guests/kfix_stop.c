@@ -17,7 +17,8 @@
  * returned what the child wrote DATA_AT_MS after the start (it was not
  * interrupted).
  * A handler case shows epoll_wait is not restarted with SA_RESTART
- * either, and a signal sent while blocked does not end a FUTEX_WAIT. The cases run in a child of main (never init in a sandbox). */
+ * either, and a signal sent while blocked does not end a FUTEX_WAIT. The
+ * cases run in a child of main (never init in a sandbox). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>

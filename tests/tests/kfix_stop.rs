@@ -6,9 +6,10 @@
 //! `FUTEX_WAIT` and a pipe `read` carry on, the timed ones ending at
 //! their original timeout. A caught signal (`SA_RESTART`) also ends
 //! `epoll_wait` with EINTR; a blocked one does not end a `FUTEX_WAIT`
-//! (its wake-up of the task is not a futex wake). Only a checkpoint pause restarts an epoll wait
-//! silently (`epoll_restart.rs`). Guest: `tests/guests/kfix_stop.c`, run
-//! natively and under sbx with the same output expected.
+//! (its wake-up of the task is not a futex wake). Only a checkpoint pause
+//! restarts an epoll wait silently (`epoll_restart.rs`). Guest:
+//! `tests/guests/kfix_stop.c`, run natively and under sbx with the same
+//! output expected.
 
 use tests::{guest, run_native, run_sbx, Link, Opts};
 
