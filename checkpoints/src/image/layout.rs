@@ -60,6 +60,21 @@ pub(crate) fn is_zero_page(page: &[u8]) -> bool {
 
 /// The runs of non-zero pages of `span` (which lies within `memory`).
 pub(crate) fn nonzero_runs(memory: &[u8], span: PageRange) -> Vec<PageRun> {
+    scan_runs(memory, span, |_| {})
+}
+
+/// [`nonzero_runs`] and the CRC-32C of the run bytes concatenated, in one
+/// pass: each non-zero page is checksummed right after the zero check has
+/// brought it into the cache, so a raw chunk's memory is read once.
+pub(crate) fn nonzero_runs_crc(memory: &[u8], span: PageRange) -> (Vec<PageRun>, u32) {
+    let mut crc = 0u32;
+    let runs = scan_runs(memory, span, |page| crc = crc32c::crc32c_append(crc, page));
+    (runs, crc)
+}
+
+/// The runs of non-zero pages of `span`; `on_page` sees each non-zero
+/// page, in order, right after its zero check.
+fn scan_runs(memory: &[u8], span: PageRange, mut on_page: impl FnMut(&[u8])) -> Vec<PageRun> {
     let mut runs: Vec<PageRun> = Vec::new();
     let start = span.offset as usize;
     let bytes = &memory[start..start + span.len as usize];
@@ -67,6 +82,7 @@ pub(crate) fn nonzero_runs(memory: &[u8], span: PageRange) -> Vec<PageRun> {
         if is_zero_page(page) {
             continue;
         }
+        on_page(page);
         let offset = span.offset + i as u64 * PAGE_SIZE;
         match runs.last_mut() {
             Some(run) if run.offset + run.len() == offset => run.pages += 1,
@@ -74,28 +90,6 @@ pub(crate) fn nonzero_runs(memory: &[u8], span: PageRange) -> Vec<PageRun> {
         }
     }
     runs
-}
-
-/// [`nonzero_runs`] and the CRC-32C of the run bytes concatenated, in one
-/// pass: each non-zero page is checksummed right after the zero check has
-/// brought it into the cache, so a raw chunk's memory is read once.
-pub(crate) fn nonzero_runs_crc(memory: &[u8], span: PageRange) -> (Vec<PageRun>, u32) {
-    let mut runs: Vec<PageRun> = Vec::new();
-    let mut crc = 0u32;
-    let start = span.offset as usize;
-    let bytes = &memory[start..start + span.len as usize];
-    for (i, page) in bytes.chunks_exact(PAGE_SIZE as usize).enumerate() {
-        if is_zero_page(page) {
-            continue;
-        }
-        crc = crc32c::crc32c_append(crc, page);
-        let offset = span.offset + i as u64 * PAGE_SIZE;
-        match runs.last_mut() {
-            Some(run) if run.offset + run.len() == offset => run.pages += 1,
-            _ => runs.push(PageRun { offset, pages: 1 }),
-        }
-    }
-    (runs, crc)
 }
 
 #[cfg(test)]
@@ -148,9 +142,9 @@ mod tests {
         );
     }
 
-    /// The fused pass finds the same runs as [`nonzero_runs`] and the
-    /// checksum of exactly their bytes (a wrong page set or order changes
-    /// the CRC).
+    /// The fused pass finds the non-zero runs (the same as
+    /// [`nonzero_runs`], which shares its scan) and the checksum of exactly
+    /// their bytes (a wrong page set or order changes the CRC).
     #[test]
     fn fused_scan_matches_runs_and_their_checksum() {
         let page = PAGE_SIZE as usize;
@@ -166,6 +160,19 @@ mod tests {
         let (runs, crc) = nonzero_runs_crc(&mem, span);
 
         assert_eq!(runs, nonzero_runs(&mem, span));
+        assert_eq!(
+            runs,
+            [
+                PageRun {
+                    offset: PAGE_SIZE,
+                    pages: 2
+                },
+                PageRun {
+                    offset: 4 * PAGE_SIZE,
+                    pages: 1
+                }
+            ]
+        );
         let mut raw = mem[page..3 * page].to_vec();
         raw.extend_from_slice(&mem[4 * page..5 * page]);
         assert_eq!(crc, crc32c::crc32c(&raw));
