@@ -16,7 +16,7 @@ use super::dir::DirImage;
 use super::error::{ImageError, ImageFile};
 use super::manifest::ChunkInfo;
 use super::pipeline::thread_count;
-use super::restore::{restore_chunk, Decoder, MemorySink, ReadOptions, Target};
+use super::restore::{check_crc, restore_chunk, Decoder, MemorySink, ReadOptions, Target};
 use super::stats::Progress;
 
 /// Bytes read per `pread` while checking: small enough to stay in the
@@ -49,13 +49,6 @@ impl std::fmt::Debug for ChunkScratch {
 
 fn read_error(info: &ChunkInfo, e: std::io::Error) -> ImageError {
     ImageError::read(ImageFile::Memory, info.file_offset + info.stored_len, 0, e)
-}
-
-fn mismatch(index: usize, info: &ChunkInfo) -> ImageError {
-    ImageError::ChunkChecksumMismatch {
-        chunk: index as u64,
-        memory_offset: info.runs.first().map_or(0, |r| r.offset),
-    }
 }
 
 impl DirImage {
@@ -97,8 +90,8 @@ impl DirImage {
                     crc = crc32c::crc32c_append(crc, &buf[..n]);
                     at += n as u64;
                 }
-                if crc != info.crc32c {
-                    return fail(mismatch(i, info));
+                if let Err(e) = check_crc(i as u64, info, crc) {
+                    return fail(e);
                 }
                 let now = done.fetch_add(info.stored_len, Ordering::Relaxed) + info.stored_len;
                 if let Some(p) = opts.progress {

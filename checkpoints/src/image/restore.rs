@@ -223,7 +223,13 @@ pub(crate) fn check_chunk_crc(
     info: &ChunkInfo,
     stored: &[u8],
 ) -> Result<(), ImageError> {
-    if crc32c::crc32c(stored) != info.crc32c {
+    check_crc(index, info, crc32c::crc32c(stored))
+}
+
+/// Checks `crc`, the CRC-32C of chunk `index`'s stored bytes, against the
+/// manifest's.
+pub(crate) fn check_crc(index: u64, info: &ChunkInfo, crc: u32) -> Result<(), ImageError> {
+    if crc != info.crc32c {
         return Err(ImageError::ChunkChecksumMismatch {
             chunk: index,
             memory_offset: info.runs.first().map_or(0, |r| r.offset),
