@@ -28,6 +28,25 @@ pub(crate) fn thread_count(requested: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Starts up to `threads` (at least one) copies of `worker` in `scope`;
+/// returns how many the host allowed.
+fn spawn_workers<'scope, 'env, F>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    threads: usize,
+    worker: F,
+) -> usize
+where
+    F: Fn() + Copy + Send + 'scope,
+{
+    (0..threads.max(1))
+        .filter(|_| {
+            std::thread::Builder::new()
+                .spawn_scoped(scope, worker)
+                .is_ok()
+        })
+        .count()
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking worker poisons nothing we rely on: the pool state is
     // consistent at every unlock, and the panic itself is re-raised.
@@ -131,19 +150,11 @@ where
             pool.changed.notify_all();
         }
     };
+    if jobs.is_empty() {
+        return Ok(());
+    }
     std::thread::scope(|scope| {
-        let spawned = if jobs.is_empty() {
-            0
-        } else {
-            (0..threads.max(1))
-                .filter(|_| {
-                    std::thread::Builder::new()
-                        .spawn_scoped(scope, worker)
-                        .is_ok()
-                })
-                .count()
-        };
-        if spawned == 0 && !jobs.is_empty() {
+        if spawn_workers(scope, threads, worker) == 0 {
             // The host refused every worker thread: work on this one.
             let mut local = init()?;
             for (idx, job) in jobs.iter().enumerate() {
@@ -240,33 +251,14 @@ where
         }
     };
     let produced = std::thread::scope(|scope| {
-        let spawned = (0..threads.max(1))
-            .filter(|_| {
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, worker)
-                    .is_ok()
-            })
-            .count();
-        if spawned == 0 {
+        if spawn_workers(scope, threads, worker) == 0 {
             // The host refused every worker thread: work on this one.
-            let mut local = match init() {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    fail(Some(e));
-                    None
-                }
-            };
+            let mut local = init().map_err(|e| fail(Some(e))).ok();
             let mut send = |job: J| {
                 let Some(l) = local.as_mut() else {
                     return false;
                 };
-                match work(l, job) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        fail(Some(e));
-                        false
-                    }
-                }
+                work(l, job).map_err(|e| fail(Some(e))).is_ok()
             };
             return produce(&mut send);
         }
