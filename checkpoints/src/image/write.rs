@@ -181,6 +181,19 @@ struct Encoded {
     packed: Option<Vec<u8>>,
 }
 
+impl Encoded {
+    /// A raw chunk of `runs`, whose bytes have checksum `crc32c`.
+    fn raw(runs: Vec<PageRun>, crc32c: u32) -> Encoded {
+        Encoded {
+            raw_len: runs.iter().map(PageRun::len).sum(),
+            runs,
+            codec: Codec::Raw,
+            crc32c,
+            packed: None,
+        }
+    }
+}
+
 /// Per-worker reusable state.
 struct Worker {
     compressor: Option<zstd::bulk::Compressor<'static>>,
@@ -206,16 +219,7 @@ fn encode_span(
     let Some(compressor) = compressor else {
         // Compression `None`: one pass finds the pages and checksums them.
         let (runs, crc32c) = nonzero_runs_crc(memory, *span);
-        if runs.is_empty() {
-            return Ok(None);
-        }
-        return Ok(Some(Encoded {
-            raw_len: runs.iter().map(PageRun::len).sum(),
-            runs,
-            codec: Codec::Raw,
-            crc32c,
-            packed: None,
-        }));
+        return Ok((!runs.is_empty()).then(|| Encoded::raw(runs, crc32c)));
     };
     let runs = nonzero_runs(memory, *span);
     if runs.is_empty() {
@@ -253,16 +257,9 @@ fn encode_span(
     if let Ok(mut p) = pool.lock() {
         p.push(packed);
     }
-    let crc = runs.iter().fold(0, |crc, run| {
-        crc32c::crc32c_append(crc, run_slice(memory, run))
-    });
-    Ok(Some(Encoded {
-        runs,
-        raw_len,
-        codec: Codec::Raw,
-        crc32c: crc,
-        packed: None,
-    }))
+    // Incompressible: stored raw; `src` is the runs' bytes back to back.
+    let crc = crc32c::crc32c(src);
+    Ok(Some(Encoded::raw(runs, crc)))
 }
 
 fn report(progress: Option<&ProgressFn<'_>>, done: u64, total: u64) -> Result<(), WriteError> {
@@ -345,6 +342,15 @@ fn encode<B: Backend>(
                         runs: e.runs,
                     };
                     match (&e.packed, send.as_mut()) {
+                        (Some(packed), _) => backend.chunk(&info, &[packed])?,
+                        (None, None) => {
+                            let pieces: Vec<&[u8]> = info
+                                .runs
+                                .iter()
+                                .map(|r| run_slice(input.memory, r))
+                                .collect();
+                            backend.chunk(&info, &pieces)?;
+                        }
                         (None, Some(send)) => {
                             let job = RawJob {
                                 file_offset,
@@ -355,17 +361,6 @@ fn encode<B: Backend>(
                                 // error instead of this one.
                                 return Err(WriteError::Cancelled);
                             }
-                        }
-                        _ => {
-                            let pieces: Vec<&[u8]> = match &e.packed {
-                                Some(p) => vec![p.as_slice()],
-                                None => info
-                                    .runs
-                                    .iter()
-                                    .map(|r| run_slice(input.memory, r))
-                                    .collect(),
-                            };
-                            backend.chunk(&info, &pieces)?;
                         }
                     }
                     if let (Some(p), Ok(mut pool)) = (e.packed, pool.lock()) {
@@ -384,10 +379,9 @@ fn encode<B: Backend>(
     };
     match &sink {
         Some(sink) => {
-            let writers = thread_count(opts.threads);
             run_fed(
-                writers,
-                2 * writers,
+                threads,
+                2 * threads,
                 || Ok(Gather::default()),
                 |gather, job: RawJob| job.write(sink, input.memory, gather),
                 |send| scan(Some(send)),
@@ -571,13 +565,11 @@ impl RawSink {
     /// Writes `bytes` at `offset`; may be called from several threads for
     /// disjoint ranges.
     fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), WriteError> {
-        let aligned = is_page_aligned(bytes.as_ptr() as u64)
+        let usable = is_page_aligned(bytes.as_ptr() as u64)
             && is_page_aligned(bytes.len() as u64)
-            && is_page_aligned(offset);
-        if let (true, Some(direct)) = (
-            aligned && self.direct_ok.load(Ordering::Relaxed),
-            &self.direct,
-        ) {
+            && is_page_aligned(offset)
+            && self.direct_ok.load(Ordering::Relaxed);
+        if let Some(direct) = self.direct.as_ref().filter(|_| usable) {
             match direct.write_all_at(bytes, offset) {
                 Ok(()) => {
                     self.direct_bytes
@@ -612,8 +604,6 @@ impl RawSink {
 pub(crate) struct DirBackend {
     dir: TempDir,
     sink: Arc<RawSink>,
-    /// End of the last chunk written through the page cache.
-    buffered_end: u64,
     /// `memory.bin` was preallocated to an upper bound of its size and is
     /// cut to its real size in `finish`.
     preallocated: bool,
@@ -649,7 +639,6 @@ impl DirBackend {
         Ok(DirBackend {
             dir,
             sink: Arc::new(RawSink::open(path, memory, direct)),
-            buffered_end: 0,
             preallocated: false,
             sync,
             writeback: Writeback::new(writeback_step),
@@ -711,16 +700,16 @@ impl Backend for DirBackend {
     }
 
     fn chunk(&mut self, info: &ChunkInfo, stored: &[&[u8]]) -> Result<(), WriteError> {
+        let file = &self.sink.buffered;
         let mut offset = info.file_offset;
         for piece in stored {
-            let file = &self.sink.buffered;
             file.write_all_at(piece, offset)
                 .map_err(self.sink.io("write"))?;
             offset += piece.len() as u64;
         }
-        self.buffered_end = offset;
-        self.writeback
-            .written(&self.sink.buffered, self.buffered_end);
+        // Chunks come here in file order; writeback may start up to the
+        // end of this one.
+        self.writeback.written(file, offset);
         Ok(())
     }
 
