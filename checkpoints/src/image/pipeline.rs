@@ -254,8 +254,9 @@ where
         if spawn_workers(scope, threads, worker) == 0 {
             // The host refused every worker thread: work on this one.
             let mut local = init().map_err(|e| fail(Some(e))).ok();
+            // Like the workers: nothing more runs once a job failed.
             let mut send = |job: J| {
-                let Some(l) = local.as_mut() else {
+                let Some(l) = local.as_mut().filter(|_| !stop.load(Ordering::SeqCst)) else {
                     return false;
                 };
                 work(l, job).map_err(|e| fail(Some(e))).is_ok()
