@@ -22,7 +22,8 @@
 //! Besides the signal check, two waits are boundaries of their own and park
 //! in place: a group stop (`signals::stopped`) and a vfork parent waiting
 //! for its child (`clone::wait_vfork_done`; the syscall has returned, the
-//! wait is resumed from saved state after a restore).
+//! wait is resumed from saved state after a restore). Both sleep through
+//! `TaskRunner::wait_at_boundary`.
 //!
 //! A task that cannot reach a boundary in time (one stuck in an
 //! uninterruptible host operation) makes the pause fail; the pause is then
