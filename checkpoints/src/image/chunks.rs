@@ -148,21 +148,12 @@ impl DirImage {
             .ok_or(ImageError::Inconsistent {
                 what: "memory chunk index beyond the manifest",
             })?;
-        // Bounded by the manifest checks (stored_len <= MAX_CHUNK_SIZE
-        // plus compression overhead).
-        let len = info.stored_len as usize;
-        if scratch.stored.len() < len {
-            scratch.stored.resize(len, 0);
-        }
-        let stored = &mut scratch.stored[..len];
-        self.memory_file()
-            .read_exact_at(stored, info.file_offset)
-            .map_err(|e| read_error(info, e))?;
+        self.read_stored(info, &mut scratch.stored)?;
         restore_chunk(
             &mut scratch.dec,
             index as u64,
             info,
-            stored,
+            &scratch.stored[..info.stored_len as usize],
             Target::Sink(sink),
         )?;
         Ok(info.raw_len)

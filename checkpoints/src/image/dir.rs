@@ -154,6 +154,26 @@ impl DirImage {
         self.restore(opts, |_| Target::Sink(sink))
     }
 
+    /// Reads chunk `info`'s stored bytes into the first `stored_len`
+    /// bytes of `buf`, which grows (zeroed) only when a larger chunk comes.
+    pub(crate) fn read_stored(
+        &self,
+        info: &ChunkInfo,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ImageError> {
+        // Bounded by the manifest checks (stored_len <= MAX_CHUNK_SIZE
+        // plus compression overhead).
+        let len = info.stored_len as usize;
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        self.memory
+            .read_exact_at(&mut buf[..len], info.file_offset)
+            .map_err(|e| {
+                ImageError::read(ImageFile::Memory, info.file_offset + info.stored_len, 0, e)
+            })
+    }
+
     fn restore<'d>(
         &self,
         opts: &ReadOptions<'_>,
@@ -164,22 +184,7 @@ impl DirImage {
         let counts = restore_fed(opts, &m.head.layout.used_ranges, |send, buffers| {
             for (index, info) in m.chunks.iter().enumerate() {
                 let mut buf = buffers.take();
-                let len = info.stored_len as usize;
-                // Grown (and zeroed) only when a larger chunk comes; the
-                // worker uses the first stored_len bytes.
-                if buf.len() < len {
-                    buf.resize(len, 0);
-                }
-                self.memory
-                    .read_exact_at(&mut buf[..len], info.file_offset)
-                    .map_err(|e| {
-                        ImageError::read(
-                            ImageFile::Memory,
-                            info.file_offset + info.stored_len,
-                            0,
-                            e,
-                        )
-                    })?;
+                self.read_stored(info, &mut buf)?;
                 let region = target(info);
                 if !send(index as u64, info.clone(), buf, region) {
                     break;
